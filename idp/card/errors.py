@@ -10,7 +10,7 @@ Exception tree::
     │   ├── WrongPinError          63Cx: ``tries_left`` = x (x > 0)
     │   ├── PinBlockedError        6984, or the 63C0 that answers the try that blocks the PIN
     │   ├── SecurityStatusError    6982: the key or file needs a PIN that is not verified
-    │   ├── FileNotFoundError_     6A82: no such application or file
+    │   ├── CardFileNotFoundError     6A82: no such application or file
     │   ├── WrongLengthError       6700 / 6Cxx
     │   ├── WrongParametersError   6A86 / 6B00 / 6A80
     │   ├── ConditionsNotSatisfiedError 6985
@@ -114,7 +114,7 @@ class SecurityStatusError(CardStatusError):
     """Security status not satisfied: the PIN for this key or file is not verified."""
 
 
-class FileNotFoundError_(CardStatusError):  # noqa: N801 - trailing underscore avoids the builtin
+class CardFileNotFoundError(CardStatusError):
     """No such application or file on the card."""
 
 
@@ -143,7 +143,7 @@ STATUS_ERRORS: dict[int, type[CardStatusError]] = {
     StatusWord.AUTH_METHOD_BLOCKED: PinBlockedError,
     0x63C0: PinBlockedError,
     StatusWord.SECURITY_STATUS_NOT_SATISFIED: SecurityStatusError,
-    StatusWord.FILE_NOT_FOUND: FileNotFoundError_,
+    StatusWord.FILE_NOT_FOUND: CardFileNotFoundError,
     StatusWord.WRONG_LENGTH: WrongLengthError,
     StatusWord.INCORRECT_P1P2: WrongParametersError,
     StatusWord.WRONG_P1P2: WrongParametersError,

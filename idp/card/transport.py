@@ -116,7 +116,7 @@ class RecordingTransport(Transport):
         self.script: list[tuple[bytes, bytes]] = []
 
     def _exchange(self, raw: bytes) -> bytes:
-        response = self.inner._exchange(raw)  # noqa: SLF001 - same class family
+        response = self.inner._exchange(raw)
         self.script.append((raw, response))
         return response
 
