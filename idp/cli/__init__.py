@@ -1,0 +1,22 @@
+"""The ``idp`` command: ``idp card ...`` (card tools) and the server commands.
+
+Each command group lives in its own module and is attached here; importing this package has no
+side effects beyond building the click groups.
+"""
+
+from __future__ import annotations
+
+import click
+
+from idp.cli.card import card
+from idp.cli.server import register_server_commands
+
+
+@click.group()
+@click.version_option(package_name="myna-idp")
+def main() -> None:
+    """myna-idp: OpenID Connect sign-in with the My Number card."""
+
+
+main.add_command(card)
+register_server_commands(main)
