@@ -1,0 +1,271 @@
+"""Card readers through PC/SC (pyscard) — the only module that imports ``smartcard``.
+
+pyscard's exceptions and PC/SC return codes are mapped here, once, to the card layer's transport
+errors (``raise ... from exc``); nothing outside this module sees a pyscard type::
+
+    TransportError
+    ├── PcscUnavailableError  no pcscd (SCARD_E_NO_SERVICE 8010001D, service stopped)
+    ├── NoReaderError         no reader at all, no reader of that name, reader gone
+    ├── NoCardError           no card in the reader (SCARD_E_NO_SMARTCARD 8010000C), or none
+    │                         arrived within ``wait_seconds``
+    └── CardRemovedError      the card was removed or reset while connected
+                              (SCARD_W_REMOVED_CARD, SCARD_W_RESET_CARD, lost mid-command)
+
+``PcscTransport`` connects in shared mode, T=1 preferred (T=0 only when the card refuses T=1),
+and powers the card down on ``close()`` so that no verified PIN state outlives the session.
+"""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import Any, NoReturn
+
+from smartcard.CardConnection import CardConnection
+from smartcard.Exceptions import (
+    CardServiceNotFoundException,
+    CardServiceStoppedException,
+    NoCardException,
+    SmartcardException,
+)
+from smartcard.pcsc.PCSCExceptions import BaseSCardException
+from smartcard.pcsc.PCSCReader import PCSCReader
+from smartcard.scard import (
+    SCARD_E_NO_READERS_AVAILABLE,
+    SCARD_E_NO_SERVICE,
+    SCARD_E_NO_SMARTCARD,
+    SCARD_E_NOT_TRANSACTED,
+    SCARD_E_PROTO_MISMATCH,
+    SCARD_E_READER_UNAVAILABLE,
+    SCARD_E_SERVICE_STOPPED,
+    SCARD_E_TIMEOUT,
+    SCARD_E_UNKNOWN_READER,
+    SCARD_F_COMM_ERROR,
+    SCARD_S_SUCCESS,
+    SCARD_SCOPE_USER,
+    SCARD_STATE_PRESENT,
+    SCARD_STATE_UNAWARE,
+    SCARD_W_REMOVED_CARD,
+    SCARD_W_RESET_CARD,
+    SCARD_W_UNPOWERED_CARD,
+    SCARD_W_UNRESPONSIVE_CARD,
+    SCardEstablishContext,
+    SCardGetStatusChange,
+    SCardReleaseContext,
+)
+from smartcard.System import readers as _pyscard_readers
+
+from idp.card.errors import (
+    CardRemovedError,
+    NoCardError,
+    NoReaderError,
+    PcscUnavailableError,
+    TransportError,
+)
+from idp.card.transport import Transport
+
+__all__ = ["PcscTransport", "card_present", "list_readers", "wait_for_card"]
+
+_PYSCARD_ERRORS = (SmartcardException, BaseSCardException)
+
+
+def _u32(value: int) -> int:
+    return value & 0xFFFFFFFF
+
+
+_UNAVAILABLE = {_u32(SCARD_E_NO_SERVICE), _u32(SCARD_E_SERVICE_STOPPED)}
+_NO_READER = {
+    _u32(SCARD_E_NO_READERS_AVAILABLE),
+    _u32(SCARD_E_UNKNOWN_READER),
+    _u32(SCARD_E_READER_UNAVAILABLE),
+}
+_NO_CARD = {_u32(SCARD_E_NO_SMARTCARD)}
+_REMOVED = {
+    _u32(SCARD_W_REMOVED_CARD),
+    _u32(SCARD_W_RESET_CARD),
+    _u32(SCARD_W_UNPOWERED_CARD),
+    _u32(SCARD_W_UNRESPONSIVE_CARD),
+    _u32(SCARD_E_NOT_TRANSACTED),
+    _u32(SCARD_F_COMM_ERROR),
+}
+
+
+def _error(code: int, *, reader: str | None, connected: bool, detail: str = "") -> TransportError:
+    """The card-layer error for a PC/SC return code (-1 when pyscard gave none)."""
+    where = f" ({reader})" if reader else ""
+    if code in _UNAVAILABLE:
+        return PcscUnavailableError("the PC/SC service (pcscd) is not running")
+    if code in _NO_READER:
+        return NoReaderError(f"card reader not available{where}")
+    if code in _REMOVED or (connected and code in _NO_CARD):
+        return CardRemovedError(f"the card was removed or reset{where}")
+    if code in _NO_CARD:
+        return NoCardError(f"no card in the reader{where}")
+    return TransportError(f"PC/SC error{where}: {detail or f'0x{code:08X}'}")
+
+
+def _raise_mapped(exc: BaseException, *, reader: str | None, connected: bool) -> NoReturn:
+    """Raise the card-layer error for a pyscard exception, chained ``from exc``."""
+    hresult = getattr(exc, "hresult", -1)
+    code = _u32(hresult) if isinstance(hresult, int) and hresult != -1 else -1
+    if isinstance(exc, CardServiceNotFoundException | CardServiceStoppedException):
+        code = _u32(SCARD_E_NO_SERVICE)
+    elif isinstance(exc, NoCardException) and code == -1:
+        code = _u32(SCARD_E_NO_SMARTCARD)
+    raise _error(code, reader=reader, connected=connected, detail=str(exc)) from exc
+
+
+def list_readers() -> list[str]:
+    """Names of the PC/SC readers pcscd knows, in pcscd's order (may be empty)."""
+    try:
+        return [str(reader) for reader in _pyscard_readers()]
+    except _PYSCARD_ERRORS as exc:
+        _raise_mapped(exc, reader=None, connected=False)
+
+
+def _resolve_reader(name: str) -> str:
+    """A reader's full name from its full name or a unique part of it."""
+    names = list_readers()
+    if not names:
+        raise NoReaderError("no card reader is connected")
+    if name in names:
+        return name
+    matches = [candidate for candidate in names if name in candidate]
+    if len(matches) == 1:
+        return matches[0]
+    raise NoReaderError(f"no single reader matches {name!r}")
+
+
+def _reader_states(readers: list[str], *, present: bool | None, timeout: float) -> dict[str, int]:
+    """Reader event states, after waiting up to ``timeout`` s for one reader to reach ``present``.
+
+    ``present=None`` only reads the current states. Uses SCardGetStatusChange directly: no
+    polling and no helper threads.
+    """
+    hresult, context = SCardEstablishContext(SCARD_SCOPE_USER)
+    if hresult != SCARD_S_SUCCESS:
+        raise _error(_u32(hresult), reader=None, connected=False)
+    try:
+        known = [(reader, SCARD_STATE_UNAWARE) for reader in readers]
+        deadline = time.monotonic() + timeout
+        wait_ms = 0
+        while True:
+            hresult, new_states = SCardGetStatusChange(context, wait_ms, known)
+            if hresult == SCARD_E_TIMEOUT:
+                return {reader: state for reader, state in known}
+            if hresult != SCARD_S_SUCCESS:
+                raise _error(_u32(hresult), reader=readers[0] if readers else None, connected=False)
+            states = {reader: state for reader, state, _atr in new_states}
+            if present is None or any(
+                bool(state & SCARD_STATE_PRESENT) == present for state in states.values()
+            ):
+                return states
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return states
+            wait_ms = max(1, int(remaining * 1000))
+            known = list(states.items())
+    finally:
+        SCardReleaseContext(context)
+
+
+def card_present(reader: str) -> bool:
+    """Whether ``reader`` holds a card right now."""
+    states = _reader_states([reader], present=None, timeout=0)
+    return bool(states.get(reader, 0) & SCARD_STATE_PRESENT)
+
+
+def wait_for_card(reader: str, *, timeout: float, present: bool = True) -> bool:
+    """Wait up to ``timeout`` s for a card to be in (or, ``present=False``, out of) ``reader``.
+
+    Returns whether the reader reached that state. Event-driven, never a fixed sleep.
+    """
+    states = _reader_states([reader], present=present, timeout=timeout)
+    return bool(states.get(reader, 0) & SCARD_STATE_PRESENT) == present
+
+
+class PcscTransport(Transport):
+    """A card in a PC/SC reader.
+
+    ``reader_name`` is a reader's full name or a unique part of it; ``None`` takes the first
+    reader that holds a card. With ``wait_seconds`` > 0 the constructor waits that long for a
+    card to be inserted before giving up with ``NoCardError``.
+    """
+
+    def __init__(self, reader_name: str | None = None, *, wait_seconds: float = 0.0) -> None:
+        super().__init__()
+        self.reader = self._pick_reader(reader_name, wait_seconds)
+        self._connection: Any = None
+        self._connection = self._connect(self.reader)
+        self.atr: bytes = self._read_atr()
+
+    @staticmethod
+    def _pick_reader(reader_name: str | None, wait_seconds: float) -> str:
+        if reader_name is not None:
+            readers = [_resolve_reader(reader_name)]
+        else:
+            readers = list_readers()
+            if not readers:
+                raise NoReaderError("no card reader is connected")
+        states = _reader_states(readers, present=True, timeout=wait_seconds)
+        with_card = [reader for reader in readers if states.get(reader, 0) & SCARD_STATE_PRESENT]
+        if not with_card:
+            where = f" ({readers[0]})" if reader_name is not None else ""
+            waited = f" within {wait_seconds:g} s" if wait_seconds > 0 else ""
+            raise NoCardError(f"no card in the reader{where}{waited}")
+        return with_card[0]
+
+    @staticmethod
+    def _connect(reader: str) -> Any:
+        connection = PCSCReader(reader).createConnection()
+        try:
+            try:
+                connection.connect(CardConnection.T1_protocol)
+            except SmartcardException as exc:
+                if _u32(getattr(exc, "hresult", -1)) != _u32(SCARD_E_PROTO_MISMATCH):
+                    raise
+                connection.connect(CardConnection.T0_protocol)
+        except _PYSCARD_ERRORS as exc:
+            _release_quietly(connection)
+            _raise_mapped(exc, reader=reader, connected=False)
+        return connection
+
+    def _read_atr(self) -> bytes:
+        try:
+            return bytes(self._connection.getATR())
+        except _PYSCARD_ERRORS as exc:
+            self.close()
+            _raise_mapped(exc, reader=self.reader, connected=True)
+
+    def _exchange(self, raw: bytes) -> bytes:
+        if self._connection is None:
+            raise TransportError("the PC/SC connection is closed")
+        try:
+            data, sw1, sw2 = self._connection.transmit(list(raw))
+        except _PYSCARD_ERRORS as exc:
+            _raise_mapped(exc, reader=self.reader, connected=True)
+        return bytes(data) + bytes((sw1, sw2))
+
+    def close(self) -> None:
+        """Disconnect, powering the card down (clears any verified PIN state)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            _release_quietly(connection)
+
+    def __enter__(self) -> PcscTransport:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _release_quietly(connection: Any) -> None:
+    try:
+        connection.release()
+    except _PYSCARD_ERRORS:
+        pass  # the card or pcscd is already gone: nothing is left to release
