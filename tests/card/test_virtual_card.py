@@ -61,7 +61,7 @@ def der(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(Encoding.DER)
 
 
-# -- ATR, SELECT, unknown commands --------------------------------------------------------------
+# -- ATR, SELECT, unknown commands -----------------------------------------------------------------
 
 
 def test_atr_is_the_contact_jpki_atr(card: VirtualCard) -> None:
@@ -181,7 +181,7 @@ def test_powered_off_card_answers_nothing_useful(card: VirtualCard) -> None:
     assert sw(card, SELECT_JPKI) == [0x9000]
 
 
-# -- READ BINARY -------------------------------------------------------------------------------
+# -- READ BINARY -----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("le", [4, 7, 8, 0x20, *range(1, 256), 256])
@@ -257,7 +257,7 @@ def test_certificate_efs_hold_exact_der(
     assert content == expected
 
 
-# -- token information and certificate availability ----------------------------------------------
+# -- token information and certificate availability ------------------------------------------------
 
 
 def test_token_info_layout(card: VirtualCard) -> None:
@@ -317,7 +317,7 @@ def test_card_without_signature_certificate(
     assert sw(minor, select_ef("000A"), "00B0000004") == [0x9000, 0x9000]
 
 
-# -- PIN semantics --------------------------------------------------------------------------------
+# -- PIN semantics ---------------------------------------------------------------------------------
 
 
 def test_empty_verify_reports_tries_even_after_success(card: VirtualCard) -> None:
@@ -449,7 +449,7 @@ def test_change_reference_data(card: VirtualCard) -> None:
     assert sw(card, "0024018006" + b"XYZ789".hex(), verify("XYZ789")) == [0x9000, 0x9000]
 
 
-# -- access control and signing -------------------------------------------------------------------
+# -- access control and signing --------------------------------------------------------------------
 
 
 def test_signature_certificate_needs_the_signature_password(
@@ -551,7 +551,7 @@ def test_get_challenge(card: VirtualCard) -> None:
     assert sw(card, "00840000", "0084010008") == [0x6700, 0x6A86]
 
 
-# -- the other applications: PIN status only, never the My Number ------------------------------
+# -- the other applications: PIN status only, never the My Number ----------------------------------
 
 
 @pytest.mark.parametrize(
@@ -592,7 +592,7 @@ def test_pin_tries_query_of_other_applications_matches_myna_pin_status(card: Vir
     assert [s >> 8 for s in sw(card, *script)] == [0x90 if "A4" in c[:4] else 0x63 for c in script]
 
 
-# -- construction -------------------------------------------------------------------------------
+# -- construction ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
