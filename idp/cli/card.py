@@ -37,7 +37,10 @@ from idp.card.errors import (
     WrongPinError,
 )
 from idp.card.jpki import JpkiClient, TokenKind, UnsupportedTokenError
-from idp.card.pin import PinKind
+from idp.card.pin import PinKind, encode_auth_pin, encode_sign_password
+from idp.card.testpki import RESIDENTS, VARIANTS, TestPki
+from idp.card.virtual import VirtualCard
+from idp.card.vpcd import LOOPBACK_HOSTS, VpcdBridge
 
 EXIT_CARD_ERROR = 1
 EXIT_NO_PCSCD = 3
@@ -189,8 +192,6 @@ def verify_pin(reader_name: str | None, signature: bool) -> None:
 
 
 def _list_residents() -> None:
-    from idp.card.testpki import RESIDENTS
-
     for resident in RESIDENTS.values():
         click.echo(
             f"{resident.key:<10} {resident.name}  born {resident.birthdate.isoformat()}  "
@@ -199,12 +200,24 @@ def _list_residents() -> None:
 
 
 @card.command()
-@click.option("--resident", default="yamada", show_default=True, help="Test resident key.")
-@click.option("--variant", default="good", show_default=True, help="Certificate variant.")
-@click.option("--pin", default="1234", show_default=True, help="Authentication PIN (4 digits).")
-@click.option("--sign-password", default="ABC123", show_default=True, help="Signature password.")
+@click.option("--resident", type=click.Choice(list(RESIDENTS)), default="yamada", show_default=True)
+@click.option(
+    "--variant",
+    type=click.Choice(VARIANTS),
+    default="good",
+    show_default=True,
+    help="Certificate variant (all but 'good' fail validation in a different way).",
+)
+@click.option("--pin", default="1234", help="Authentication PIN, 4 digits (test default).")
+@click.option("--sign-password", default="ABC123", help="Signature password (test default).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="vpcd host (loopback).")
-@click.option("--port", default=VPCD_DEFAULT_PORT, show_default=True, help="vpcd port.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=VPCD_DEFAULT_PORT,
+    show_default=True,
+    help="vpcd port (35963 = Virtual PCD 00 00, 35964 = Virtual PCD 00 01).",
+)
 @click.option(
     "--pki-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -231,25 +244,23 @@ def emulate(
     if list_residents:
         _list_residents()
         return
-    from idp.card.testpki import RESIDENTS, VARIANTS, TestPki
-    from idp.card.virtual import VirtualCard
-    from idp.card.vpcd import VpcdBridge
+    if host not in LOOPBACK_HOSTS:
+        raise click.BadParameter("vpcd is only ever reached on loopback", param_hint="--host")
+    for check, value, hint in (
+        (encode_auth_pin, pin, "--pin"),
+        (encode_sign_password, sign_password, "--sign-password"),
+    ):
+        try:
+            check(value)
+        except PinFormatError as exc:
+            raise click.BadParameter(str(exc), param_hint=hint) from exc
 
-    if resident not in RESIDENTS:
-        raise click.BadParameter(
-            f"unknown resident; one of {', '.join(RESIDENTS)}", param_hint="--resident"
-        )
-    if variant not in VARIANTS:
-        raise click.BadParameter(f"one of {', '.join(VARIANTS)}", param_hint="--variant")
     pki = TestPki.load_or_generate(pki_dir)
     credentials = pki.issue(RESIDENTS[resident], variant=variant)
     pki.save(pki_dir)  # the same certificates and keys next time
-    try:
-        virtual_card = VirtualCard.from_credentials(
-            credentials, pki, pin=pin, sign_password=sign_password
-        )
-    except PinFormatError as exc:
-        raise click.BadParameter(str(exc), param_hint="--pin/--sign-password") from exc
+    virtual_card = VirtualCard.from_credentials(
+        credentials, pki, pin=pin, sign_password=sign_password
+    )
 
     stopping = threading.Event()
 
@@ -260,12 +271,9 @@ def emulate(
         if not stopping.is_set():
             click.echo("card removed: vpcd closed the connection; reconnecting", err=True)
 
-    try:
-        bridge = VpcdBridge(
-            virtual_card, host=host, port=port, on_connect=inserted, on_disconnect=removed
-        )
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--host/--port") from exc
+    bridge = VpcdBridge(
+        virtual_card, host=host, port=port, on_connect=inserted, on_disconnect=removed
+    )
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         stopping.set()

@@ -1,0 +1,158 @@
+"""PcscTransport through real pcscd and vpcd, with a VirtualCard served by the vpcd bridge."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from idp.card import pcsc
+from idp.card.apdu import CommandApdu
+from idp.card.challenge import Challenge
+from idp.card.errors import (
+    CardRemovedError,
+    NoCardError,
+    NoReaderError,
+    PinBlockedError,
+    WrongPinError,
+)
+from idp.card.jpki import JpkiClient
+from idp.card.pin import PinKind
+from idp.card.virtual import JPKI_ATR
+
+pytestmark = pytest.mark.pcsc
+
+Insert = Callable[..., Any]  # the ``emulated_card`` factory (tests/conftest.py)
+VPCD_READER = "Virtual PCD 00 00"
+SECOND_READER = "Virtual PCD 00 01"
+
+
+def test_pyscard_sees_the_reader_and_the_card(emulated_card: Insert) -> None:
+    from smartcard.CardRequest import CardRequest
+
+    emulated_card()
+    assert VPCD_READER in pcsc.list_readers()
+    service = CardRequest(timeout=5, readers=[VPCD_READER]).waitforcard()
+    try:
+        service.connection.connect()
+        assert bytes(service.connection.getATR()) == JPKI_ATR
+    finally:
+        service.connection.release()
+
+
+def test_connects_with_t1_and_reports_the_atr(emulated_card: Insert) -> None:
+    emulated_card()
+    with pcsc.PcscTransport(VPCD_READER) as transport:
+        assert transport.reader == VPCD_READER
+        assert transport.atr == JPKI_ATR
+        response = transport.transmit(CommandApdu(0x00, 0xA4, 0x04, 0x0C, bytes(10)))
+        assert response.sw == 0x6A82  # an unknown AID fails, as on a real card
+    assert pcsc.card_present(VPCD_READER)
+
+
+def test_no_reader_name_picks_the_reader_with_the_card(emulated_card: Insert) -> None:
+    emulated_card()
+    with pcsc.PcscTransport() as transport:
+        assert transport.reader == VPCD_READER
+
+
+def test_reader_by_unique_part_of_its_name(emulated_card: Insert) -> None:
+    emulated_card()
+    with pcsc.PcscTransport("PCD 00 00") as transport:
+        assert transport.reader == VPCD_READER
+
+
+def test_jpki_client_reads_certificates_and_pin_tries(emulated_card: Insert) -> None:
+    emulated = emulated_card()
+    with pcsc.PcscTransport(VPCD_READER) as transport:
+        client = JpkiClient(transport)
+        client.select_ap()
+        certificate = client.read_auth_certificate()
+        assert certificate == emulated.credentials.auth_certificate.public_bytes(Encoding.DER)
+        ca = x509.load_der_x509_certificate(client.read_auth_ca())
+        assert ca == emulated.pki.auth_ca.certificate
+        assert client.pin_tries(PinKind.AUTH) == 3
+        assert client.pin_tries(PinKind.SIGN) == 5
+
+
+def test_authenticates_with_pin1_and_the_signature_verifies(emulated_card: Insert) -> None:
+    emulated = emulated_card()
+    challenge = Challenge(
+        origin="https://idp.example.jp", nonce="bm9uY2U", transaction_id="tx-1", purpose="login"
+    )
+    with pcsc.PcscTransport(VPCD_READER) as transport:
+        client = JpkiClient(transport)
+        signed = client.login(challenge.digest_info(), "1234")
+    certificate = x509.load_der_x509_certificate(signed.certificate)
+    assert certificate == emulated.credentials.auth_certificate
+    public_key = certificate.public_key()
+    assert isinstance(public_key, rsa.RSAPublicKey)
+    public_key.verify(
+        signed.signature, challenge.to_be_signed(), padding.PKCS1v15(), hashes.SHA256()
+    )
+
+
+def test_wrong_pin_then_blocked_is_typed(emulated_card: Insert) -> None:
+    emulated_card()
+    with pcsc.PcscTransport(VPCD_READER) as transport:
+        client = JpkiClient(transport)
+        with pytest.raises(WrongPinError) as first:
+            client.verify_pin(PinKind.AUTH, "9999")
+        assert first.value.tries_left == 2
+        with pytest.raises(WrongPinError):
+            client.verify_pin(PinKind.AUTH, "9999")
+        with pytest.raises(PinBlockedError):
+            client.verify_pin(PinKind.AUTH, "9999")
+        assert client.pin_tries(PinKind.AUTH) == 0
+        with pytest.raises(PinBlockedError):
+            client.verify_pin(PinKind.AUTH, "1234")
+
+
+def test_pin_counters_survive_reconnecting(emulated_card: Insert) -> None:
+    emulated_card()
+    with pcsc.PcscTransport(VPCD_READER) as transport, pytest.raises(WrongPinError):
+        JpkiClient(transport).verify_pin(PinKind.AUTH, "0000")
+    with pcsc.PcscTransport(VPCD_READER) as transport:
+        assert JpkiClient(transport).pin_tries(PinKind.AUTH) == 2
+
+
+def test_card_removed_mid_session(emulated_card: Insert) -> None:
+    emulated = emulated_card()
+    with pcsc.PcscTransport(VPCD_READER) as transport:
+        client = JpkiClient(transport)
+        client.select_ap()
+        emulated.remove()
+        with pytest.raises((CardRemovedError, NoCardError)):
+            client.read_auth_certificate()
+
+
+def test_card_removed_then_reinserted_needs_a_new_connection(emulated_card: Insert) -> None:
+    emulated_card()
+    with pcsc.PcscTransport(VPCD_READER) as transport:
+        JpkiClient(transport).select_ap()
+        emulated_card()  # removes the first card, inserts a fresh one
+        with pytest.raises(CardRemovedError):
+            JpkiClient(transport).select_ap()
+    with pcsc.PcscTransport(VPCD_READER) as transport:
+        JpkiClient(transport).select_ap()
+
+
+def test_no_card() -> None:
+    assert not pcsc.card_present(SECOND_READER)
+    with pytest.raises(NoCardError):
+        pcsc.PcscTransport(SECOND_READER)
+
+
+def test_waiting_for_a_card_gives_up(emulated_card: Insert) -> None:
+    with pytest.raises(NoCardError, match="within"):
+        pcsc.PcscTransport(SECOND_READER, wait_seconds=0.2)
+
+
+def test_no_such_reader() -> None:
+    with pytest.raises(NoReaderError):
+        pcsc.PcscTransport("No Such Reader 99")
