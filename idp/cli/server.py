@@ -1,9 +1,229 @@
-"""Server commands: ``idp serve``, ``idp db``, ``idp clients``, ``idp keys``."""
+"""Server commands: ``idp serve``, ``idp db upgrade``, ``idp clients ...``, ``idp keys ...``.
+
+Each command builds the app with :func:`idp.app.create_app` (so settings come from the
+``IDP_*`` environment) and works inside its app context.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
+from flask import Flask
+
+__all__ = ["register_server_commands"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _app() -> Flask:
+    from idp.app import create_app  # the app is built only when a command runs
+    from idp.config import ConfigError
+
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise click.ClickException("\n  ".join(["invalid configuration:", *exc.problems])) from exc
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--debug/--no-debug", default=False)
+def serve(host: str, port: int, debug: bool) -> None:
+    """Run the development server (production: gunicorn 'idp.app:create_app()')."""
+    app = _app()
+    app.run(host=host, port=port, debug=debug, use_reloader=False)
+
+
+@click.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Create or migrate the schema to ``revision``."""
+    from flask_migrate import upgrade
+
+    from idp.extensions import MIGRATIONS_DIR
+
+    app = _app()
+    with app.app_context():
+        upgrade(directory=str(MIGRATIONS_DIR), revision=revision)
+    click.echo(f"database at {revision}")
+
+
+@click.group()
+def clients() -> None:
+    """Registered relying parties."""
+
+
+@clients.command("add")
+@click.option("--name", required=True, help="Display name (Japanese), shown to residents.")
+@click.option("--name-en", default=None, help="English display name.")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, required=True)
+@click.option(
+    "--auth-method",
+    type=click.Choice(["private_key_jwt", "client_secret_basic", "none"]),
+    required=True,
+)
+@click.option("--jwks-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--jwks-uri", default=None)
+@click.option("--alg", type=click.Choice(["ES256", "RS256", "PS256"]), default="ES256")
+@click.option("--sector-identifier", default=None)
+@click.option("--scope", "scopes", multiple=True, help="Allowed basic-4 scope (repeatable).")
+@click.option("--client-id", default=None, help="Choose the client id (default: random).")
+@click.option("--logo-uri", default=None)
+def clients_add(
+    name: str,
+    name_en: str | None,
+    redirect_uris: tuple[str, ...],
+    auth_method: str,
+    jwks_file: Path | None,
+    jwks_uri: str | None,
+    alg: str,
+    sector_identifier: str | None,
+    scopes: tuple[str, ...],
+    client_id: str | None,
+    logo_uri: str | None,
+) -> None:
+    """Register a relying party; prints its client id (and secret, once)."""
+    from idp.oidc.clients import ClientRegistrationError, new_client
+    from idp.storage.clients import add_client, get_client
+
+    jwks: dict[str, Any] | None = None
+    if jwks_file is not None:
+        try:
+            jwks = json.loads(jwks_file.read_text())
+        except ValueError as exc:
+            raise click.ClickException(f"{jwks_file}: not JSON") from exc
+    app = _app()
+    with app.app_context():
+        try:
+            created = new_client(
+                name=name,
+                name_en=name_en,
+                redirect_uris=redirect_uris,
+                auth_method=auth_method,
+                jwks=jwks,
+                jwks_uri=jwks_uri,
+                id_token_alg=alg,
+                sector_identifier=sector_identifier,
+                scopes=scopes or ("name", "address", "birthdate", "gender"),
+                client_id=client_id,
+                logo_uri=logo_uri,
+            )
+        except ClientRegistrationError as exc:
+            raise click.ClickException(str(exc)) from exc
+        if get_client(created.client.client_id) is not None:
+            raise click.ClickException(f"client {created.client.client_id} already exists")
+        add_client(created.client)
+        click.echo(f"client_id: {created.client.client_id}")
+        if created.client_secret is not None:
+            click.echo(f"client_secret: {created.client_secret}  (shown once; store it now)")
+
+
+@clients.command("list")
+def clients_list() -> None:
+    """List relying parties."""
+    from idp.storage.clients import list_clients
+
+    app = _app()
+    with app.app_context():
+        for client in list_clients():
+            uris = " ".join(client.redirect_uris)
+            click.echo(
+                f"{client.client_id}\t{client.token_endpoint_auth_method}\t"
+                f"{client.id_token_signed_response_alg}\t{client.name}\t{uris}"
+            )
+
+
+@clients.command("remove")
+@click.argument("client_id")
+def clients_remove(client_id: str) -> None:
+    """Remove a relying party (its release history is kept)."""
+    from idp.storage.clients import remove_client
+
+    app = _app()
+    with app.app_context():
+        if not remove_client(client_id):
+            raise click.ClickException(f"no client {client_id}")
+        click.echo(f"removed {client_id}")
+
+
+@click.group()
+def keys() -> None:
+    """ID-token signing keys."""
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List signing keys with their activation and retirement times."""
+    from idp.storage.base import utcnow
+    from idp.storage.keys import list_signing_keys
+
+    app = _app()
+    with app.app_context():
+        now = utcnow()
+        for key in list_signing_keys():
+            state = (
+                "signing"
+                if key.is_active(now)
+                else ("published" if key.is_published(now) else "retired")
+            )
+            retires = key.retires_at.isoformat() if key.retires_at else "-"
+            click.echo(
+                f"{key.kid}\t{key.alg}\t{state}\t"
+                f"activates {key.activates_at.isoformat()}\tretires {retires}"
+            )
+
+
+@keys.command("rotate")
+@click.option("--alg", type=click.Choice(["ES256", "RS256", "PS256"]), default="ES256")
+@click.option(
+    "--activate-in",
+    default=None,
+    type=int,
+    help="Seconds until the new key signs (default: the JWKS cache lifetime).",
+)
+@click.option(
+    "--retire-after",
+    default=86400,
+    show_default=True,
+    type=int,
+    help="Seconds after activation until the old keys leave the JWKS.",
+)
+def keys_rotate(alg: str, activate_in: int | None, retire_after: int) -> None:
+    """Create a new signing key for ``alg`` and schedule the old ones to retire."""
+    from idp.extensions import get_settings
+    from idp.oidc.keys import rotate_signing_key
+
+    app = _app()
+    with app.app_context():
+        settings = get_settings()
+        delay = settings.jwks_max_age if activate_in is None else activate_in
+        if retire_after < settings.id_token_ttl:
+            raise click.ClickException(
+                f"--retire-after must be at least the ID token lifetime ({settings.id_token_ttl} s)"
+            )
+        key = rotate_signing_key(
+            alg,
+            settings,
+            activate_in=timedelta(seconds=max(delay, 0)),
+            retire_after=timedelta(seconds=retire_after),
+        )
+        click.echo(f"new {alg} key {key.kid} signs from {key.activates_at.isoformat()}")
 
 
 def register_server_commands(group: click.Group) -> None:
     """Attach the server command groups to ``group``."""
+    group.add_command(serve)
+    group.add_command(db)
+    group.add_command(clients)
+    group.add_command(keys)

@@ -1,0 +1,299 @@
+"""The seam between the authorization endpoint and the card login.
+
+1. ``GET|POST /authorize`` validates the request completely (Authlib + :mod:`request_checks`)
+   and builds an :class:`AuthorizationContext`. Errors: a redirect to the registered URI with
+   ``error``, ``state`` and ``iss``, or an error page when there is no safe URI.
+2. It hands the context to the login starter registered with :func:`register_login_starter`
+   (a ``callable(ctx) -> Response``, e.g. the card login page); without one, a 503 page.
+3. When the resident has logged in and consented, the login code calls
+   :func:`finish_authorization` (code issued, release recorded, redirect with ``code``,
+   ``state``, ``iss``) or :func:`deny_authorization` (redirect with an error).
+
+The context is plain data (``to_dict``/``from_dict``) so the login transaction can keep it in
+Redis and finish on another instance.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from authlib.oauth2.base import OAuth2Error
+from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from flask import Flask, Response, current_app
+
+from idp.extensions import get_settings
+from idp.oidc import errors
+from idp.oidc.grants import AuthenticatedResident
+from idp.oidc.server import get_server
+from idp.storage.audit import record_release
+from idp.storage.ephemeral import StoreUnavailableError
+
+__all__ = [
+    "AuthorizationContext",
+    "LoginStarter",
+    "begin_authorization",
+    "deny_authorization",
+    "finish_authorization",
+    "register_login_starter",
+]
+
+log = logging.getLogger(__name__)
+
+LoginStarter = Callable[["AuthorizationContext"], Response]
+_STARTER = "myna.login_starter"
+
+#: Errors the login code may end an authorization with (see deny_authorization).
+DENIAL_ERRORS = frozenset(
+    {
+        "access_denied",
+        "login_required",
+        "consent_required",
+        "interaction_required",
+        "account_selection_required",
+        "temporarily_unavailable",
+        "server_error",
+    }
+)
+
+
+def _new_request_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+@dataclass(frozen=True)
+class AuthorizationContext:
+    """A fully validated authorization request, as the login flow needs it."""
+
+    client_id: str
+    client_name: str
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    state: str
+    nonce: str
+    code_challenge: str
+    code_challenge_method: str
+    prompt: tuple[str, ...] = ()
+    max_age: int | None = None
+    login_hint: str | None = None
+    acr_values: tuple[str, ...] = ()
+    ui_locales: tuple[str, ...] = ()
+    client_name_en: str | None = None
+    request_id: str = field(default_factory=_new_request_id)
+
+    @property
+    def requested_items(self) -> tuple[str, ...]:
+        """The basic-4 scopes asked for (everything but ``openid``), in request order."""
+        return tuple(s for s in self.scopes if s != "openid")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data (tuples become lists)."""
+        data = asdict(self)
+        for name in ("scopes", "prompt", "acr_values", "ui_locales"):
+            data[name] = list(data[name])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuthorizationContext:
+        """The inverse of :meth:`to_dict`; ``ValueError`` on anything malformed."""
+        try:
+            max_age = data.get("max_age")
+            if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int)):
+                raise ValueError("max_age")
+            return cls(
+                client_id=_text(data, "client_id"),
+                client_name=_text(data, "client_name"),
+                redirect_uri=_text(data, "redirect_uri"),
+                scopes=_texts(data, "scopes"),
+                state=_text(data, "state"),
+                nonce=_text(data, "nonce"),
+                code_challenge=_text(data, "code_challenge"),
+                code_challenge_method=_text(data, "code_challenge_method"),
+                prompt=_texts(data, "prompt"),
+                max_age=max_age,
+                login_hint=_optional_text(data, "login_hint"),
+                acr_values=_texts(data, "acr_values"),
+                ui_locales=_texts(data, "ui_locales"),
+                client_name_en=_optional_text(data, "client_name_en"),
+                request_id=_text(data, "request_id"),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed authorization context: {exc}") from exc
+
+    def to_params(self) -> dict[str, str]:
+        """The authorization request parameters (to validate the request again at the end)."""
+        params = {
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "scope": " ".join(self.scopes),
+            "state": self.state,
+            "nonce": self.nonce,
+            "code_challenge": self.code_challenge,
+            "code_challenge_method": self.code_challenge_method,
+        }
+        if self.max_age is not None:
+            params["max_age"] = str(self.max_age)
+        if self.login_hint:
+            params["login_hint"] = self.login_hint
+        if self.acr_values:
+            params["acr_values"] = " ".join(self.acr_values)
+        if self.ui_locales:
+            params["ui_locales"] = " ".join(self.ui_locales)
+        return params
+
+
+def register_login_starter(app: Flask, starter: LoginStarter) -> None:
+    """Make ``starter`` the login that ``/authorize`` hands valid requests to."""
+    app.extensions[_STARTER] = starter
+
+
+def begin_authorization() -> Response:
+    """The ``/authorize`` view: validate, build the context, start the login."""
+    settings = get_settings()
+    server = get_server()
+    try:
+        grant = server.get_consent_grant(end_user=None)
+        ctx = _context_from_grant(grant)
+    except OAuth2Error as error:
+        return errors.authorization_error_response(error, issuer=settings.issuer)
+    starter = current_app.extensions.get(_STARTER)
+    if starter is None:
+        log.error("no login starter registered; /authorize cannot continue")
+        return errors.error_page(
+            "temporarily_unavailable", "No login method is configured.", status=503
+        )
+    response = starter(ctx)
+    assert isinstance(response, Response)
+    return response
+
+
+def finish_authorization(
+    ctx: AuthorizationContext,
+    *,
+    resident_id: str,
+    granted_scopes: Sequence[str],
+    auth_time: int,
+    amr: Sequence[str],
+    acr: str,
+) -> Response:
+    """Issue the code for a logged-in, consenting resident and redirect back to the client.
+
+    ``granted_scopes`` must be a subset of ``ctx.scopes`` (``openid`` is always included).
+    An ``auth_time`` older than the request's ``max_age`` ends in ``login_required``.
+    Records a release row (who, which client, which items, when) before issuing the code.
+    """
+    granted = _granted(ctx, granted_scopes)
+    settings = get_settings()
+    if ctx.max_age is not None and time.time() - auth_time > ctx.max_age + settings.clock_leeway:
+        return deny_authorization(
+            ctx, "login_required", "The authentication is older than max_age."
+        )
+    server = get_server()
+    request = _replay_request(ctx, settings.endpoint("/authorize"))
+    user = AuthenticatedResident(
+        resident_id=resident_id,
+        granted_scopes=granted,
+        auth_time=int(auth_time),
+        amr=tuple(amr),
+        acr=acr,
+        request_id=ctx.request_id,
+    )
+    try:
+        grant = server.get_authorization_grant(request)
+        redirect_uri = grant.validate_authorization_request()
+        record_release(
+            resident_id=resident_id,
+            client_id=ctx.client_id,
+            items=[s for s in granted if s != "openid"],
+            request_id=ctx.request_id,
+        )
+        status, _, headers = grant.create_authorization_response(redirect_uri, user)
+    except OAuth2Error as error:
+        error.state = ctx.state
+        return errors.authorization_error_response(error, issuer=settings.issuer)
+    except StoreUnavailableError:
+        log.error("store unavailable while issuing a code")
+        return deny_authorization(ctx, "temporarily_unavailable")
+    response = server.handle_response(status, "", headers)
+    server.issuer.add_issuer_parameter(server, response)
+    response.headers["Cache-Control"] = "no-store"
+    assert isinstance(response, Response)
+    return response
+
+
+def deny_authorization(
+    ctx: AuthorizationContext, error: str = "access_denied", description: str | None = None
+) -> Response:
+    """End the authorization with ``error``: redirect to the client with ``state`` and ``iss``."""
+    if error not in DENIAL_ERRORS:
+        raise ValueError(f"{error!r} is not an error the login may end with")
+    settings = get_settings()
+    client = get_server().query_client(ctx.client_id)
+    redirect_uri = (
+        ctx.redirect_uri if client and client.check_redirect_uri(ctx.redirect_uri) else None
+    )
+    oauth = errors.oauth_error(error, description, state=ctx.state, redirect_uri=redirect_uri)
+    return errors.authorization_error_response(oauth, issuer=settings.issuer)
+
+
+def _context_from_grant(grant: Any) -> AuthorizationContext:
+    data = grant.request.payload.data
+    client = grant.request.client
+    max_age = data.get("max_age")
+    return AuthorizationContext(
+        client_id=client.get_client_id(),
+        client_name=client.name,
+        client_name_en=client.name_en,
+        redirect_uri=grant.redirect_uri,
+        scopes=tuple(grant.request.scope.split()),
+        state=data["state"],
+        nonce=data["nonce"],
+        code_challenge=data["code_challenge"],
+        code_challenge_method=data["code_challenge_method"],
+        prompt=tuple(str(data.get("prompt") or "").split()),
+        max_age=int(max_age) if max_age not in (None, "") else None,
+        login_hint=data.get("login_hint") or None,
+        acr_values=tuple(str(data.get("acr_values") or "").split()),
+        ui_locales=tuple(str(data.get("ui_locales") or "").split()),
+    )
+
+
+def _replay_request(ctx: AuthorizationContext, uri: str) -> OAuth2Request:
+    request = OAuth2Request("GET", uri)
+    request.payload = BasicOAuth2Payload(ctx.to_params())
+    return request
+
+
+def _granted(ctx: AuthorizationContext, granted_scopes: Sequence[str]) -> tuple[str, ...]:
+    extra = set(granted_scopes) - set(ctx.scopes)
+    if extra:
+        raise ValueError(f"scopes not requested: {sorted(extra)}")
+    wanted = set(granted_scopes) | {"openid"}
+    return tuple(s for s in ctx.scopes if s in wanted)
+
+
+def _text(data: Mapping[str, Any], name: str) -> str:
+    value = data[name]
+    if not isinstance(value, str):
+        raise TypeError(name)
+    return value
+
+
+def _optional_text(data: Mapping[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise TypeError(name)
+    return value
+
+
+def _texts(data: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    value = data.get(name, ())
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise TypeError(name)
+    return tuple(value)

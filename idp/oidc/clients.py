@@ -1,0 +1,210 @@
+"""The relying party as Authlib sees it, and client registration rules.
+
+:class:`OAuthClient` answers Authlib's questions (``ClientMixin``) from a stored
+:class:`~idp.storage.clients.Client`. :func:`new_client` validates registration input (used
+by ``idp clients add``) so that only clients this provider can serve safely are stored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from authlib.oauth2.rfc6749 import ClientMixin
+
+from idp.config import ID_TOKEN_ALGS
+from idp.oidc.claims import SUPPORTED_SCOPES
+from idp.oidc.client_auth import hash_client_secret, public_key_set, verify_client_secret
+from idp.oidc.subject import SectorError, sector_for
+from idp.storage.clients import Client, get_client
+
+__all__ = [
+    "AUTH_METHODS",
+    "ClientRegistrationError",
+    "NewClient",
+    "OAuthClient",
+    "load_client",
+    "new_client",
+]
+
+AUTH_METHODS = ("private_key_jwt", "client_secret_basic", "none")
+
+
+class OAuthClient(ClientMixin):  # type: ignore[misc]
+    """A stored client, answering Authlib's ``ClientMixin`` questions."""
+
+    def __init__(self, row: Client) -> None:
+        self.row = row
+        self.client_id = row.client_id
+        self.id_token_signed_response_alg = row.id_token_signed_response_alg
+        self.client_metadata: dict[str, Any] = {
+            "client_name": row.name,
+            "redirect_uris": list(row.redirect_uris),
+            "token_endpoint_auth_method": row.token_endpoint_auth_method,
+            "id_token_signed_response_alg": row.id_token_signed_response_alg,
+        }
+
+    @property
+    def name(self) -> str:
+        return self.row.name
+
+    @property
+    def name_en(self) -> str | None:
+        return self.row.name_en
+
+    @property
+    def sector(self) -> str:
+        return sector_for(
+            sector_identifier=self.row.sector_identifier, redirect_uris=self.row.redirect_uris
+        )
+
+    def get_client_id(self) -> str:
+        return self.row.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # OpenID Connect requires redirect_uri on every request: no default.
+        return None
+
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        """The requested scopes this provider knows, or None if one is not allowed here.
+
+        Unknown scopes are ignored (OpenID Connect Core 3.1.2.1); a known scope the client is
+        not registered for is an error (``invalid_scope``), never silently granted.
+        """
+        requested = [s for s in (scope or "").split() if s in SUPPORTED_SCOPES]
+        allowed = set(self.row.allowed_scopes) | {"openid"}
+        if any(s not in allowed for s in requested):
+            return None
+        return " ".join(dict.fromkeys(requested))
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.row.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        stored = self.row.client_secret_hash
+        return stored is not None and verify_client_secret(stored, client_secret)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if endpoint == "token":
+            return method == self.row.token_endpoint_auth_method
+        return True
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == "authorization_code"
+
+
+def load_client(client_id: Any) -> OAuthClient | None:
+    """The client ``client_id`` names, or None (also for non-string or oversized ids)."""
+    if not isinstance(client_id, str) or not 0 < len(client_id) <= 64:
+        return None
+    row = get_client(client_id)
+    return OAuthClient(row) if row is not None else None
+
+
+class ClientRegistrationError(ValueError):
+    """Registration input that the provider refuses (message says why)."""
+
+
+@dataclass(frozen=True)
+class NewClient:
+    """A client ready to store, and its secret (shown once) for ``client_secret_basic``."""
+
+    client: Client
+    client_secret: str | None
+
+
+def new_client(
+    *,
+    name: str,
+    redirect_uris: Sequence[str],
+    auth_method: str,
+    name_en: str | None = None,
+    logo_uri: str | None = None,
+    jwks: dict[str, Any] | None = None,
+    jwks_uri: str | None = None,
+    id_token_alg: str = "ES256",  # noqa: S107 (an algorithm name, not a secret)
+    sector_identifier: str | None = None,
+    scopes: Sequence[str] = ("name", "address", "birthdate", "gender"),
+    client_id: str | None = None,
+) -> NewClient:
+    """Validate registration input and build the client (not yet stored)."""
+    if not name.strip():
+        raise ClientRegistrationError("a name is required")
+    if not redirect_uris:
+        raise ClientRegistrationError("at least one redirect URI is required")
+    for uri in redirect_uris:
+        _check_redirect_uri(uri)
+    if auth_method not in AUTH_METHODS:
+        raise ClientRegistrationError(f"auth method must be one of {', '.join(AUTH_METHODS)}")
+    if id_token_alg not in ID_TOKEN_ALGS:
+        raise ClientRegistrationError(f"ID token alg must be one of {', '.join(ID_TOKEN_ALGS)}")
+    unknown = [s for s in scopes if s not in SUPPORTED_SCOPES]
+    if unknown:
+        raise ClientRegistrationError(f"unknown scopes: {', '.join(unknown)}")
+    try:
+        sector_for(sector_identifier=sector_identifier, redirect_uris=redirect_uris)
+    except SectorError as exc:
+        raise ClientRegistrationError(str(exc)) from exc
+    if client_id is not None and not (0 < len(client_id) <= 64 and client_id.isascii()):
+        raise ClientRegistrationError("client id must be 1-64 ASCII characters")
+
+    secret: str | None = None
+    secret_hash: str | None = None
+    if auth_method == "private_key_jwt":
+        if (jwks is None) == (jwks_uri is None):
+            raise ClientRegistrationError("private_key_jwt needs exactly one of jwks or jwks_uri")
+        if jwks is not None:
+            try:
+                public_key_set(jwks)
+            except ValueError as exc:
+                raise ClientRegistrationError(f"jwks: {exc}") from exc
+        if jwks_uri is not None and urlsplit(jwks_uri).scheme != "https":
+            raise ClientRegistrationError("jwks_uri must be https")
+    elif jwks is not None or jwks_uri is not None:
+        raise ClientRegistrationError("jwks / jwks_uri only go with private_key_jwt")
+    if auth_method == "client_secret_basic":
+        secret = secrets.token_urlsafe(32)
+        secret_hash = hash_client_secret(secret)
+
+    client = Client(
+        client_id=client_id or secrets.token_urlsafe(16),
+        name=name.strip(),
+        name_en=name_en,
+        logo_uri=logo_uri,
+        redirect_uris=list(redirect_uris),
+        token_endpoint_auth_method=auth_method,
+        client_secret_hash=secret_hash,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        id_token_signed_response_alg=id_token_alg,
+        sector_identifier=sector_identifier,
+        allowed_scopes=list(dict.fromkeys(s for s in scopes if s != "openid")),
+    )
+    return NewClient(client=client, client_secret=secret)
+
+
+def _check_redirect_uri(uri: str) -> None:
+    parts = urlsplit(uri)
+    if parts.fragment:
+        raise ClientRegistrationError(f"redirect URI must not have a fragment: {uri}")
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+        return
+    raise ClientRegistrationError(f"redirect URI must be https (http only on loopback): {uri}")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

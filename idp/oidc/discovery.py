@@ -1,0 +1,72 @@
+"""OpenID Provider metadata: only what this provider actually does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from idp.config import ID_TOKEN_ALGS, Settings
+from idp.oidc.claims import ACR_CARD_PIN, SUPPORTED_SCOPES
+from idp.oidc.client_auth import ASSERTION_ALGS
+from idp.oidc.request_checks import PROMPTS
+
+__all__ = ["ENDPOINTS", "provider_metadata"]
+
+#: Endpoint paths under the issuer.
+ENDPOINTS = {
+    "authorization_endpoint": "/authorize",
+    "token_endpoint": "/token",
+    "userinfo_endpoint": "/userinfo",
+    "jwks_uri": "/jwks.json",
+}
+
+
+def provider_metadata(settings: Settings) -> dict[str, Any]:
+    """The ``/.well-known/openid-configuration`` document."""
+    metadata: dict[str, Any] = {"issuer": settings.issuer}
+    metadata.update({name: settings.endpoint(path) for name, path in ENDPOINTS.items()})
+    metadata.update(
+        {
+            "scopes_supported": list(SUPPORTED_SCOPES),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGS),
+            "token_endpoint_auth_methods_supported": [
+                "private_key_jwt",
+                "client_secret_basic",
+                "none",
+            ],
+            "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
+            "code_challenge_methods_supported": ["S256"],
+            "claims_supported": [
+                "sub",
+                "iss",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "nonce",
+                "acr",
+                "amr",
+                "at_hash",
+                "name",
+                "family_name",
+                "given_name",
+                "address",
+                "birthdate",
+                "gender",
+            ],
+            "claim_types_supported": ["normal"],
+            "acr_values_supported": [ACR_CARD_PIN],
+            "prompt_values_supported": sorted(PROMPTS),
+            "ui_locales_supported": ["ja", "en"],
+            "claims_locales_supported": ["ja"],
+            "authorization_response_iss_parameter_supported": True,
+            "claims_parameter_supported": False,
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
+            "require_request_uri_registration": False,
+        }
+    )
+    return metadata

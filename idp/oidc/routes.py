@@ -1,0 +1,61 @@
+"""The ``oidc`` blueprint: authorization, token, userinfo, discovery and JWKS endpoints."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, Response, json
+
+from idp.extensions import get_settings
+from idp.oidc import errors
+from idp.oidc.authorize import begin_authorization
+from idp.oidc.discovery import ENDPOINTS, provider_metadata
+from idp.oidc.server import build_server, get_keyring, get_server
+
+__all__ = ["bp", "init_app"]
+
+bp = Blueprint("oidc", __name__)
+
+
+@bp.route(ENDPOINTS["authorization_endpoint"], methods=["GET", "POST"])
+def authorize() -> Response:
+    return begin_authorization()
+
+
+@bp.route(ENDPOINTS["token_endpoint"], methods=["POST"])
+def token() -> Response:
+    response = get_server().create_token_response()
+    assert isinstance(response, Response)
+    return response
+
+
+@bp.route(ENDPOINTS["userinfo_endpoint"], methods=["GET", "POST"])
+def userinfo() -> Response:
+    response = get_server().create_endpoint_response("userinfo")
+    assert isinstance(response, Response)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/.well-known/openid-configuration")
+def discovery() -> Response:
+    settings = get_settings()
+    return _cacheable(provider_metadata(settings), settings.discovery_max_age)
+
+
+@bp.route(ENDPOINTS["jwks_uri"])
+def jwks() -> Response:
+    settings = get_settings()
+    return _cacheable(get_keyring().jwks(), settings.jwks_max_age)
+
+
+def _cacheable(document: object, max_age: int) -> Response:
+    response = Response(json.dumps(document), mimetype="application/json")
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Compose the authorization server, register the blueprint and the error handlers."""
+    build_server(app, get_settings(app))
+    errors.init_app(app)
+    app.register_blueprint(bp)

@@ -1,0 +1,55 @@
+"""The userinfo endpoint: a bearer access token in, the consented claims out.
+
+Authlib's ``UserInfoEndpoint`` and ``ResourceProtector`` do the protocol; this module finds
+tokens in Redis and builds the claims from the stored resident (:mod:`idp.oidc.claims`).
+Only the scopes granted with the token are released. Unsigned JSON only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.oauth2.rfc6750 import BearerTokenValidator
+from authlib.oidc.core import UserInfoEndpoint
+
+from idp.oidc.claims import userinfo_claims
+from idp.oidc.errors import oauth_error
+from idp.oidc.tokens import AccessToken, load_access_token
+from idp.storage.ephemeral import EphemeralStore
+from idp.storage.residents import get_resident
+
+__all__ = ["AccessTokenValidator", "ResidentUserInfo", "build_userinfo_endpoint"]
+
+
+class AccessTokenValidator(BearerTokenValidator):  # type: ignore[misc]
+    """Bearer tokens from the Redis store."""
+
+    def __init__(self, store: Callable[[], EphemeralStore]) -> None:
+        super().__init__()
+        self._store = store
+
+    def authenticate_token(self, token_string: str) -> AccessToken | None:
+        token = load_access_token(self._store(), token_string)
+        if token is None or token.get_client() is None:  # unknown, expired, or client removed
+            return None
+        return token
+
+
+class ResidentUserInfo(UserInfoEndpoint):  # type: ignore[misc]
+    """Userinfo from the resident record, limited to the token's scopes."""
+
+    def generate_user_info(self, user: Any, scope: str) -> dict[str, Any]:
+        assert isinstance(user, AccessToken)
+        resident = get_resident(user.resident_id)
+        if resident is None:
+            raise oauth_error("invalid_token", "The resident no longer exists.")
+        return userinfo_claims(resident, sub=user.sub, scopes=scope.split())
+
+
+def build_userinfo_endpoint(store: Callable[[], EphemeralStore]) -> ResidentUserInfo:
+    """The endpoint object to register on the authorization server."""
+    protector = ResourceProtector()
+    protector.register_token_validator(AccessTokenValidator(store))
+    return ResidentUserInfo(resource_protector=protector)

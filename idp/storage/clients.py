@@ -1,0 +1,63 @@
+"""Registered relying parties (OAuth clients) and the queries on them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, String, Text, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from idp.storage.base import Base, UtcDateTime, db, utcnow
+
+__all__ = ["Client", "add_client", "get_client", "list_clients", "remove_client"]
+
+
+class Client(Base):
+    """A relying party. ``name`` is the Japanese display name shown to residents."""
+
+    __tablename__ = "clients"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200))
+    logo_uri: Mapped[str | None] = mapped_column(Text)
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON)
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(32))
+    client_secret_hash: Mapped[str | None] = mapped_column(String(200))
+    jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    jwks_uri: Mapped[str | None] = mapped_column(Text)
+    id_token_signed_response_alg: Mapped[str] = mapped_column(String(16), default="ES256")
+    sector_identifier: Mapped[str | None] = mapped_column(String(255))
+    allowed_scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<Client {self.client_id} {self.token_endpoint_auth_method}>"
+
+
+def get_client(client_id: str) -> Client | None:
+    """The client with ``client_id``, or None."""
+    return db.session.get(Client, client_id)
+
+
+def list_clients() -> list[Client]:
+    """All clients, oldest first."""
+    return list(db.session.scalars(select(Client).order_by(Client.created_at, Client.client_id)))
+
+
+def add_client(client: Client) -> Client:
+    """Insert ``client`` (validated by the caller) and commit."""
+    db.session.add(client)
+    db.session.commit()
+    return client
+
+
+def remove_client(client_id: str) -> bool:
+    """Delete the client; True if it existed."""
+    client = db.session.get(Client, client_id)
+    if client is None:
+        return False
+    db.session.delete(client)
+    db.session.commit()
+    return True

