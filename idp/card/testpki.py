@@ -37,7 +37,7 @@ from typing import Final, Literal
 from asn1crypto.core import UTF8String
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from idp.card import oids
@@ -583,3 +583,72 @@ def _read_ca(directory: Path, stem: str) -> IssuedCa:
 
 def _read_optional_ca(directory: Path, stem: str) -> IssuedCa | None:
     return _read_ca(directory, stem) if (directory / f"{stem}.pem").exists() else None
+
+
+def _der_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes([length])
+    body = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    return bytes([tag]) + _der_length(len(content)) + content
+
+
+def _der_integer(value: int) -> bytes:
+    return _der(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
+
+
+def _der_time(moment: datetime) -> bytes:
+    moment = moment.astimezone(UTC)
+    if 1950 <= moment.year < 2050:
+        return _der(0x17, moment.strftime("%y%m%d%H%M%SZ").encode("ascii"))
+    return _der(0x18, moment.strftime("%Y%m%d%H%M%SZ").encode("ascii"))
+
+
+_SHA256_WITH_RSA: Final = bytes.fromhex("300d06092a864886f70d01010b0500")
+_CRL_REASON_OID: Final = bytes.fromhex("0603551d15")
+_CRL_REASON_CODES: Final = {
+    x509.ReasonFlags.unspecified: 0,
+    x509.ReasonFlags.key_compromise: 1,
+    x509.ReasonFlags.ca_compromise: 2,
+    x509.ReasonFlags.affiliation_changed: 3,
+    x509.ReasonFlags.superseded: 4,
+    x509.ReasonFlags.cessation_of_operation: 5,
+    x509.ReasonFlags.certificate_hold: 6,
+    x509.ReasonFlags.remove_from_crl: 8,
+    x509.ReasonFlags.privilege_withdrawn: 9,
+    x509.ReasonFlags.aa_compromise: 10,
+}
+
+
+def bulk_crl_der(
+    ca: IssuedCa,
+    serials: Iterable[int],
+    *,
+    revoked_at: datetime,
+    reason: x509.ReasonFlags | None,
+    this_update: datetime,
+    next_update: datetime,
+) -> bytes:
+    """A DER CRL with many entries, encoded directly (``CertificateRevocationListBuilder``
+    copies its entry list on every add, which is quadratic at 10^6 entries)."""
+    when = _der_time(revoked_at)
+    extensions = b""
+    if reason is not None:
+        code = _CRL_REASON_CODES[reason]
+        reason_value = _der(0x04, _der(0x0A, bytes([code])))
+        extensions = _der(0x30, _der(0x30, _CRL_REASON_OID + reason_value))
+    entries = b"".join(_der(0x30, _der_integer(s) + when + extensions) for s in serials)
+    tbs = _der(
+        0x30,
+        _der_integer(1)
+        + _SHA256_WITH_RSA
+        + ca.certificate.subject.public_bytes()
+        + _der_time(this_update)
+        + _der_time(next_update)
+        + (_der(0x30, entries) if entries else b""),
+    )
+    signature = ca.private_key.sign(tbs, padding.PKCS1v15(), hashes.SHA256())
+    return _der(0x30, tbs + _SHA256_WITH_RSA + _der(0x03, b"\x00" + signature))

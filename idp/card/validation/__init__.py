@@ -38,6 +38,7 @@ from idp.card.validation.context import (
     RevocationStatus,
     ValidatedCertificate,
 )
+from idp.card.validation.crl import CrlRevocationChecker
 from idp.card.validation.errors import (
     AlgorithmUnsupportedError,
     Basic4MalformedError,
@@ -62,6 +63,7 @@ from idp.card.validation.errors import (
     RevocationUnknownError,
     SignatureInvalidError,
 )
+from idp.card.validation.ocsp import OcspRevocationChecker
 from idp.card.validation.revocation import ChainedRevocationChecker
 from idp.card.validation.signature import verify_challenge_signature
 from idp.card.validation.trust import CertPurpose, RevocationChecker, TrustConfig
@@ -87,7 +89,9 @@ __all__ = [
     "CertificateWrongPurposeError",
     "ChainedRevocationChecker",
     "Check",
+    "CrlRevocationChecker",
     "OcspResponseInvalidError",
+    "OcspRevocationChecker",
     "RevocationChecker",
     "RevocationDataInvalidError",
     "RevocationStaleError",
