@@ -175,20 +175,32 @@ def extension_oid(element: bytes) -> str:
     return str(core.ObjectIdentifier.load(split_tlvs(contents(element))[0]).dotted)
 
 
+SIGNATURE_ALGORITHMS = {
+    "sha1": bytes.fromhex("300d06092a864886f70d0101050500"),
+    "sha256": SHA256_WITH_RSA,
+}
+
+
 def resign(
     certificate: x509.Certificate,
     issuer: IssuedCa,
-    edit: Callable[[list[bytes]], list[bytes]],
+    edit: Callable[[list[bytes]], list[bytes]] = list,
+    *,
+    hash_algorithm: hashes.HashAlgorithm | None = None,
 ) -> bytes:
     """The certificate with its extension list (DER of each Extension) changed by ``edit``,
-    signed again by ``issuer``; written by hand so that anything can be produced."""
+    signed again by ``issuer`` (with SHA-256 or ``hash_algorithm``, even SHA-1); written by
+    hand so that anything can be produced."""
+    algorithm = hash_algorithm or hashes.SHA256()
+    algorithm_der = SIGNATURE_ALGORITHMS[algorithm.name]
     fields = split_tlvs(contents(certificate.tbs_certificate_bytes))
+    fields[2] = algorithm_der
     assert fields[-1][0] == 0xA3
     extensions = split_tlvs(contents(contents(fields[-1])))
     fields[-1] = tlv(0xA3, tlv(0x30, b"".join(edit(extensions))))
     tbs_der = tlv(0x30, b"".join(fields))
-    signature = issuer.private_key.sign(tbs_der, padding.PKCS1v15(), hashes.SHA256())
-    return tlv(0x30, tbs_der + SHA256_WITH_RSA + tlv(0x03, b"\x00" + signature))
+    signature = issuer.private_key.sign(tbs_der, padding.PKCS1v15(), algorithm)
+    return tlv(0x30, tbs_der + algorithm_der + tlv(0x03, b"\x00" + signature))
 
 
 def raw_san(names: Sequence[x509.GeneralName], **raw_values: bytes) -> bytes:
