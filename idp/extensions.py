@@ -16,7 +16,15 @@ from idp.storage.base import db
 from idp.storage.ephemeral import EphemeralStore, LazyStore
 from idp.storage.models import Base
 
-__all__ = ["MIGRATIONS_DIR", "db", "get_settings", "get_store", "init_extensions", "migrate"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "close_connections",
+    "db",
+    "get_settings",
+    "get_store",
+    "init_extensions",
+    "migrate",
+]
 
 MIGRATIONS_DIR = Path(__file__).parent / "storage" / "migrations"
 
@@ -42,6 +50,15 @@ def init_extensions(app: Flask, settings: Settings) -> None:
         return EphemeralStore.embedded(settings.redis_embedded_path, prefix=prefix)
 
     app.extensions[_STORE] = LazyStore(build_store)
+
+
+def close_connections(app: Flask) -> None:
+    """Close the app's Redis connections and database pool (tests, orderly shutdown)."""
+    lazy = app.extensions[_STORE]
+    assert isinstance(lazy, LazyStore)
+    lazy.close()
+    with app.app_context():
+        db.engine.dispose()
 
 
 def get_settings(app: Flask | None = None) -> Settings:

@@ -172,7 +172,9 @@ class RelyingParty:
         self.redirect_uri = redirect_uri
         self.auth_method = auth_method
         self.key = ECKey.generate_key("P-256", parameters={"kid": "rp-key-1"}, private=True)
-        jwks = KeySet([self.key]).as_dict(private=False) if auth_method == "private_key_jwt" else None
+        jwks = (
+            KeySet([self.key]).as_dict(private=False) if auth_method == "private_key_jwt" else None
+        )
         with app.app_context():
             created = new_client(
                 name=name,
@@ -228,9 +230,9 @@ class RelyingParty:
                 acr=ACR_CARD_PIN,
             )
 
-    def login(self, login: CapturingLogin, resident_id: str, **overrides: str | None) -> tuple[
-        AuthorizationRequest, dict[str, list[str]]
-    ]:
+    def login(
+        self, login: CapturingLogin, resident_id: str, **overrides: str | None
+    ) -> tuple[AuthorizationRequest, dict[str, list[str]]]:
         """Authorize + finish; the request and the callback's query parameters."""
         request = self.authorization_request(**overrides)
         response = self.authorize(request)
@@ -272,9 +274,7 @@ class RelyingParty:
             form["code_verifier"] = verifier
         headers: dict[str, str] = {}
         if self.auth_method == "private_key_jwt":
-            form["client_assertion_type"] = (
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-            )
+            form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
             form["client_assertion"] = assertion or self.assertion()
         elif self.auth_method == "client_secret_basic":
             pair = f"{self.client_id}:{self.client_secret}".encode()

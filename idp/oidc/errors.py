@@ -11,7 +11,8 @@ never instantiates Authlib error classes itself. Responses:
 
 Foreign failures are mapped once, by :func:`init_app`'s handlers: ``StoreUnavailableError``
 and database outages -> 503 ``temporarily_unavailable``; oversized bodies -> 413
-``invalid_request``. None of them becomes a 500.
+``invalid_request``; an unreadable signing key (wrong ``IDP_KEY_ENCRYPTION_KEY``, an operator
+error, not bad input) -> a JSON or page ``server_error``, logged as critical.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from flask import Flask, Response, json, render_template, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from idp.oidc.keys import KeyStorageError
 from idp.storage.ephemeral import StoreUnavailableError
 
 __all__ = [
@@ -209,7 +211,14 @@ def authorization_error_response(error: OAuth2Error, *, issuer: str) -> Response
             params.append(("state", error.state))
         params.append(("iss", issuer))
         return redirect_response(add_query(str(error.redirect_uri), params))
-    return error_page(code, description, status=400)
+    return error_page(code, _page_description(description), status=400)
+
+
+def _page_description(description: str) -> str:
+    """Authlib's text for an unregistered redirect URI quotes it; the page does not."""
+    if description.startswith("Redirect URI "):
+        return "The redirect_uri is not registered for this client."
+    return description
 
 
 def redirect_response(location: str) -> Response:
@@ -240,8 +249,18 @@ def json_error(code: str, description: str | None = None, *, status: int | None 
     return error_response(oauth_error(code, description, status=status))
 
 
+#: Authlib codes that are not OAuth error codes, and what the client gets instead.
+_RENAMED = {
+    "missing_authorization": ("invalid_token", "Missing bearer access token."),
+    "unsupported_token_type": ("invalid_token", "Only Bearer access tokens are accepted."),
+}
+
+
 def error_response(error: OAuth2Error) -> Response:
     """The JSON response for an error object (headers such as WWW-Authenticate included)."""
+    renamed = _RENAMED.get(str(error.error))
+    if renamed is not None:
+        error = oauth_error(*renamed)
     status, body, headers = error()
     response = Response(json.dumps(body), status=status, mimetype="application/json")
     for name, value in headers:
@@ -274,6 +293,11 @@ def init_app(app: Flask) -> None:
     def database_unavailable(exc: OperationalError) -> Response:
         log.error("database unavailable: %s", type(exc.orig).__name__)
         return _respond("temporarily_unavailable", None)
+
+    @app.errorhandler(KeyStorageError)
+    def keys_unreadable(exc: KeyStorageError) -> Response:
+        log.critical("signing key unreadable: %s", exc)
+        return _respond("server_error", None)
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge) -> Response:

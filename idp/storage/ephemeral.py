@@ -217,6 +217,13 @@ class LazyStore:
         self._store: EphemeralStore | None = None
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        """Close the store's connections if it was ever started."""
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
     def get(self) -> EphemeralStore:
         if self._store is None:
             with self._lock:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,8 @@ from provider_support import (
     install_capturing_login,
     make_app,
 )
+
+from idp.extensions import close_connections
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -27,13 +29,23 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def app(db_url: str, redis_url: str) -> Iterator[Flask]:
-    application = make_app(db_url, redis_url)
-    yield application
-    with application.app_context():
-        from idp.storage.base import db
+def app_factory(db_url: str, redis_url: str) -> Iterator[Callable[..., Flask]]:
+    """``app_factory(**config)``: more apps on the same services (closed after the test)."""
+    apps: list[Flask] = []
 
-        db.engine.dispose()
+    def build(**overrides: object) -> Flask:
+        application = make_app(db_url, redis_url, **overrides)
+        apps.append(application)
+        return application
+
+    yield build
+    for application in apps:
+        close_connections(application)
+
+
+@pytest.fixture
+def app(app_factory: Callable[..., Flask]) -> Flask:
+    return app_factory()
 
 
 @pytest.fixture
