@@ -112,7 +112,6 @@ def build(
     *,
     not_before: datetime | None = None,
     not_after: datetime | None = None,
-    algorithm: hashes.HashAlgorithm | None = None,
     key: rsa.RSAPrivateKey | None = None,
 ) -> x509.Certificate:
     now = datetime.now(UTC)
@@ -134,7 +133,7 @@ def build(
     )
     for extension, critical in extensions:
         builder = builder.add_extension(extension, critical=critical)
-    return builder.sign(issuer.private_key, algorithm or hashes.SHA256())
+    return builder.sign(issuer.private_key, hashes.SHA256())
 
 
 def tlv(tag: int, content: bytes) -> bytes:

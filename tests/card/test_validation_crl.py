@@ -181,7 +181,7 @@ def test_bulk_crl(pki: TestPki) -> None:
         x509.CertificateBuilder()
         .subject_name(hit.subject)
         .issuer_name(hit.issuer)
-        .public_key(hit.public_key())  # type: ignore[arg-type]
+        .public_key(hit.public_key())
         .serial_number(serials[-1])
         .not_valid_before(now - timedelta(days=1))
         .not_valid_after(now + timedelta(days=1))
