@@ -1,7 +1,8 @@
 """OpenSC's own JPKI driver (opensc-tool, pkcs15-tool, pkcs11-tool) against the virtual card.
 
 Each test inserts a fresh card through pcscd + vpcd (``emulated_card``), so PIN counters start
-full. Signatures made through PKCS#11 are checked with ``openssl dgst -verify``.
+full. Signatures made through PKCS#11 are checked with ``openssl dgst -verify``. The tools are
+pointed at vpcd's first reader (PKCS#11 by token label: one card is inserted at a time).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 pytestmark = pytest.mark.opensc
 
 Insert = Callable[..., Any]  # the ``emulated_card`` factory (tests/conftest.py)
+READER = "Virtual PCD 00 00"
 PKCS11_MODULE = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
 AUTH_TOKEN = "JPKI (User Authentication PIN)"
 SIGN_TOKEN = "JPKI (Digital Signature PIN)"
@@ -34,7 +36,7 @@ def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 def tries_left() -> list[int]:
     """``pkcs15-tool --list-pins``: tries left on (authentication PIN, signature password)."""
-    output = run("pkcs15-tool", "--list-pins").stdout
+    output = run("pkcs15-tool", "--reader", READER, "--list-pins").stdout
     return [int(value) for value in re.findall(r"Tries left\s*:\s*(\d+)", output)]
 
 
@@ -84,12 +86,12 @@ def openssl_verify(tmp_path: Path, certificate: x509.Certificate) -> str:
 
 def test_opensc_detects_a_jpki_card(emulated_card: Insert) -> None:
     emulated_card()
-    assert run("opensc-tool", "-n").stdout.strip() == "jpki"
+    assert run("opensc-tool", "--reader", READER, "-n").stdout.strip() == "jpki"
 
 
 def test_lists_four_certificates(emulated_card: Insert) -> None:
     emulated_card()
-    output = run("pkcs15-tool", "--list-certificates").stdout
+    output = run("pkcs15-tool", "--reader", READER, "--list-certificates").stdout
     assert output.count("X.509 Certificate [") == 4
     for title in (
         "User Authentication Certificate]",
@@ -102,16 +104,16 @@ def test_lists_four_certificates(emulated_card: Insert) -> None:
 
 def test_reads_the_authentication_certificate(emulated_card: Insert) -> None:
     emulated = emulated_card()
-    pem = run("pkcs15-tool", "--read-certificate", "01").stdout
+    pem = run("pkcs15-tool", "--reader", READER, "--read-certificate", "01").stdout
     assert x509.load_pem_x509_certificate(pem.encode()) == emulated.credentials.auth_certificate
 
 
 def test_signature_certificate_needs_the_password(emulated_card: Insert) -> None:
     emulated = emulated_card()
-    refused = run("pkcs15-tool", "--read-certificate", "02", check=False)
+    refused = run("pkcs15-tool", "--reader", READER, "--read-certificate", "02", check=False)
     assert "BEGIN CERTIFICATE" not in refused.stdout
     pem = run(
-        "pkcs15-tool", "--auth-id", "02", "--verify-pin", "--pin", "ABC123",
+        "pkcs15-tool", "--reader", READER, "--auth-id", "02", "--verify-pin", "--pin", "ABC123",
         "--read-certificate", "02",
     ).stdout  # fmt: skip
     assert x509.load_pem_x509_certificate(pem.encode()) == emulated.credentials.sign_certificate
