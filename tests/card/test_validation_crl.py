@@ -43,6 +43,9 @@ def test_revoked_and_good(pki: TestPki, yamada: ResidentCredentials) -> None:
     assert info.value.revoked_at == revoked_at
     assert info.value.reason == "affiliationChanged"
     assert info.value.code == "certificate_revoked"
+    with pytest.raises(CertificateRevokedError) as again:  # details now come from the cache
+        checker.check(other.auth_certificate, pki.auth_ca.certificate, now=_now())
+    assert (again.value.revoked_at, again.value.reason) == (revoked_at, "affiliationChanged")
     (summary,) = checker.summaries
     assert summary.revoked_count == 1 and summary.issuer == pki.auth_ca.certificate
 

@@ -7,8 +7,9 @@ Loading a CRL (``load``, or ``crls=`` at construction):
 - refuses CRLs without nextUpdate, dated in the future, already past nextUpdate, or with a
   critical CRL extension (delta CRLs and partitioned CRLs with an issuingDistributionPoint are not
   supported: treating a partition as the whole list would let revoked certificates through);
-- keeps the revoked serial numbers in a ``set`` (about 96 MB of RSS per 10^6 serials, see
-  docs/validation.md) and the parsed CRL itself, for the date and reason of a hit;
+- keeps the revoked serial numbers in a ``frozenset`` (about 82 MB of RSS per 10^6 serials,
+  see docs/validation.md) and the parsed CRL itself (which references the DER), for the date
+  and reason of a hit (found by a scan, then cached);
 - replaces the CRL held for that issuer only if it is at least as recent, by swapping one
   dict (safe to call from a background refresher thread while ``check`` runs).
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -67,11 +68,35 @@ class CrlSummary:
     revoked_count: int
 
 
+_DETAILS_CACHE_SIZE: Final = 4096
+
+
 @dataclass(frozen=True)
 class _HeldCrl:
     summary: CrlSummary
     serials: frozenset[int]
     crl: x509.CertificateRevocationList
+    details: dict[int, tuple[datetime | None, str | None]] = field(default_factory=dict)
+
+    def revocation_details(self, serial: int) -> tuple[datetime | None, str | None]:
+        """Date and reason of a listed serial. ``cryptography`` finds the entry by a linear
+        scan (about 150 ms at 10^6 entries), so answers are kept in a small cache."""
+        cached = self.details.get(serial)
+        if cached is not None:
+            return cached
+        entry = self.crl.get_revoked_certificate_by_serial_number(serial)
+        revoked_at: datetime | None = None
+        reason: str | None = None
+        if entry is not None:
+            revoked_at = entry.revocation_date_utc
+            try:
+                reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason.value
+            except (x509.ExtensionNotFound, ValueError, x509.DuplicateExtension):
+                reason = None
+        if len(self.details) >= _DETAILS_CACHE_SIZE:
+            self.details.clear()
+        self.details[serial] = (revoked_at, reason)
+        return revoked_at, reason
 
 
 def _key_id(certificate: x509.Certificate) -> bytes:
@@ -199,12 +224,5 @@ class CrlRevocationChecker:
         serial = certificate.serial_number
         if serial not in held.serials:
             return
-        entry = held.crl.get_revoked_certificate_by_serial_number(serial)
-        revoked_at = entry.revocation_date_utc if entry is not None else None
-        reason: str | None = None
-        if entry is not None:
-            try:
-                reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason.value
-            except (x509.ExtensionNotFound, ValueError, x509.DuplicateExtension):
-                reason = None
+        revoked_at, reason = held.revocation_details(serial)
         raise CertificateRevokedError(revoked_at=revoked_at, reason=reason)
