@@ -58,6 +58,7 @@ class VpcdBridge:
 
     ``on_connect`` / ``on_disconnect`` are called (from the serving thread) when vpcd accepts the
     card and when the connection ends. ``connected`` is an ``Event`` set while connected.
+    ``quickack=False`` is only for measuring what TCP_QUICKACK saves (bench/pcsc_roundtrip.py).
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class VpcdBridge:
         retry_max: float = 2.0,
         on_connect: Callable[[], None] | None = None,
         on_disconnect: Callable[[], None] | None = None,
+        quickack: bool = True,
     ) -> None:
         if host not in LOOPBACK_HOSTS:
             raise ValueError("vpcd is only ever reached on loopback (127.0.0.1, localhost, ::1)")
@@ -82,6 +84,7 @@ class VpcdBridge:
         self.retry_max = retry_max
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
+        self.quickack = quickack and hasattr(socket, "TCP_QUICKACK")
         self.connected = threading.Event()
         self.apdus = 0
         self._stop = threading.Event()
@@ -177,10 +180,10 @@ class VpcdBridge:
                     return
 
     def _receive(self, sock: socket.socket) -> bytes | None:
-        header = _recv_exact(sock, 2)
+        header = _recv_exact(sock, 2, quickack=self.quickack)
         if header is None:
             return None
-        return _recv_exact(sock, int.from_bytes(header, "big"))
+        return _recv_exact(sock, int.from_bytes(header, "big"), quickack=self.quickack)
 
     def _handle(self, message: bytes) -> bytes | None:
         if len(message) == 1:
@@ -207,15 +210,17 @@ class VpcdBridge:
             return _CARD_FAILURE
 
 
-def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
-    """``size`` bytes, or None when the connection ends first (closed, reset, shut down)."""
+def _recv_exact(sock: socket.socket, size: int, *, quickack: bool) -> bytes | None:
+    """``size`` bytes, or None when the connection ends first (closed, reset, shut down).
+
+    With ``quickack`` (Linux), TCP_QUICKACK is set again after every receive."""
     chunks = bytearray()
     while len(chunks) < size:
         try:
             chunk = sock.recv(size - len(chunks))
         except OSError:
             return None
-        if hasattr(socket, "TCP_QUICKACK"):
+        if quickack:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
             except OSError:
