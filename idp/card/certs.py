@@ -19,15 +19,18 @@ Connect defines only ``male`` and ``female`` and lets other values be used, so `
 from __future__ import annotations
 
 import unicodedata
+import warnings
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Final
 
 from cryptography import x509
+from cryptography.utils import CryptographyDeprecationWarning
 
 from idp.card import oids
 from idp.card.eras import era_matches
 from idp.card.validation.errors import (
+    PARSE_ERRORS,
     Basic4MalformedError,
     Basic4MissingError,
     BirthdateEraMismatchError,
@@ -42,6 +45,7 @@ __all__ = [
 ]
 
 GENDER_BY_SEX_CODE: Final = {"1": "male", "2": "female", "3": "other"}
+
 
 MAX_FIELD_CHARS: Final = 256
 """Longest name, address or flag string accepted (the address is at most 200 characters)."""
@@ -135,7 +139,7 @@ def _san_entries(certificate: x509.Certificate) -> dict[str, bytes]:
         names = list(san)
     except x509.ExtensionNotFound as exc:
         raise Basic4MissingError("certificate has no subjectAltName") from exc
-    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+    except PARSE_ERRORS as exc:
         raise Basic4MalformedError("certificate extensions cannot be parsed") from exc
     entries: dict[str, bytes] = {}
     for general_name in names:
@@ -194,10 +198,11 @@ _PURPOSE_BY_POLICY: Final = {
 }
 
 
-def _name(name: x509.Name) -> str:
+def _name(certificate: x509.Certificate, which: str) -> str:
     try:
-        return name.rfc4514_string()
-    except ValueError:
+        name: x509.Name = getattr(certificate, which)
+        return name.rfc4514_string() or "(empty)"
+    except PARSE_ERRORS:
         return "(unreadable name)"
 
 
@@ -206,7 +211,7 @@ def _purpose(certificate: x509.Certificate) -> str:
         policies = certificate.extensions.get_extension_for_class(x509.CertificatePolicies).value
     except x509.ExtensionNotFound:
         return "unknown"
-    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
+    except PARSE_ERRORS:
         return "unreadable"
     for policy in policies:
         purpose = _PURPOSE_BY_POLICY.get(policy.policy_identifier.dotted_string)
@@ -216,12 +221,22 @@ def _purpose(certificate: x509.Certificate) -> str:
 
 
 def describe(certificate: x509.Certificate) -> CertificateDescription:
-    """A short, printable summary (subject, issuer, serial, validity, JPKI purpose)."""
+    """A short, printable summary (subject, issuer, serial, validity, JPKI purpose).
+
+    Parts of a malformed certificate that cannot be read are shown as such instead of raising.
+    """
+    try:
+        not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    except PARSE_ERRORS:
+        not_before = not_after = datetime.min.replace(tzinfo=UTC)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        serial = certificate.serial_number
     return CertificateDescription(
-        subject=_name(certificate.subject) or "(empty)",
-        issuer=_name(certificate.issuer),
-        serial_number=format(certificate.serial_number, "X"),
-        not_before=certificate.not_valid_before_utc,
-        not_after=certificate.not_valid_after_utc,
+        subject=_name(certificate, "subject"),
+        issuer=_name(certificate, "issuer"),
+        serial_number=format(serial, "X"),
+        not_before=not_before,
+        not_after=not_after,
         purpose=_purpose(certificate),
     )

@@ -186,6 +186,7 @@ def resign(
     edit: Callable[[list[bytes]], list[bytes]] = list,
     *,
     hash_algorithm: hashes.HashAlgorithm | None = None,
+    edit_fields: Callable[[list[bytes]], None] | None = None,
 ) -> bytes:
     """The certificate with its extension list (DER of each Extension) changed by ``edit``,
     signed again by ``issuer`` (with SHA-256 or ``hash_algorithm``, even SHA-1); written by
@@ -197,6 +198,8 @@ def resign(
     assert fields[-1][0] == 0xA3
     extensions = split_tlvs(contents(contents(fields[-1])))
     fields[-1] = tlv(0xA3, tlv(0x30, b"".join(edit(extensions))))
+    if edit_fields is not None:  # 0 version, 1 serial, 3 issuer, 4 validity, 5 subject, 6 key
+        edit_fields(fields)
     tbs_der = tlv(0x30, b"".join(fields))
     signature = issuer.private_key.sign(tbs_der, padding.PKCS1v15(), algorithm)
     return tlv(0x30, tbs_der + algorithm_der + tlv(0x03, b"\x00" + signature))

@@ -12,6 +12,7 @@ from certfactory import (
     policies,
     resign,
     sign_extensions,
+    tlv,
 )
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -20,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from idp.card import oids
+from idp.card.certs import describe
 from idp.card.challenge import Challenge, new_nonce
 from idp.card.testpki import RESIDENTS, ResidentCredentials, TestPki, make_ca
 from idp.card.validation import (
@@ -392,6 +394,31 @@ def test_duplicate_extension(pki: TestPki, trust: TrustConfig) -> None:
     duplicated = resign(base, pki.auth_ca, lambda exts: [*exts, exts[0]])
     with pytest.raises(CertificateMalformedError):
         _validate(duplicated, AUTH, trust)
+
+
+@pytest.mark.parametrize("serial", [b"\x02\x01\x00", b"\x02\x01\xff", b"\x02\x02\x80\x01"])
+def test_non_positive_serial(pki: TestPki, trust: TrustConfig, serial: bytes) -> None:
+    def set_serial(fields: list[bytes]) -> None:
+        fields[1] = serial
+
+    hostile = resign(build(pki.auth_ca, auth_extensions()), pki.auth_ca, edit_fields=set_serial)
+    with pytest.raises(CertificateMalformedError):
+        _validate(hostile, AUTH, trust)
+
+
+def test_name_attribute_of_an_odd_type(pki: TestPki, trust: TrustConfig) -> None:
+    """cryptography's ``x509.Name`` raises TypeError for a BIT STRING CN; still a typed error."""
+    bit_string_cn = tlv(0x30, tlv(0x31, tlv(0x30, bytes.fromhex("0603550403") + b"\x03\x02\x00A")))
+
+    def set_subject(fields: list[bytes]) -> None:
+        fields[5] = bit_string_cn
+
+    hostile = resign(build(pki.auth_ca, auth_extensions()), pki.auth_ca, edit_fields=set_subject)
+    with pytest.raises(CertificateMalformedError):
+        _validate(hostile, AUTH, trust)
+    description = describe(x509.load_der_x509_certificate(hostile))
+    assert description.subject == "(unreadable name)"
+    assert description.purpose == "authentication"
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtensionOID
 
 from idp.card.validation.errors import (
+    PARSE_ERRORS,
     CertificateRevokedError,
     RevocationDataInvalidError,
     RevocationStaleError,
@@ -91,7 +92,7 @@ class _HeldCrl:
             revoked_at = entry.revocation_date_utc
             try:
                 reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason.value
-            except (x509.ExtensionNotFound, ValueError, x509.DuplicateExtension):
+            except (x509.ExtensionNotFound, *PARSE_ERRORS):
                 reason = None
         if len(self.details) >= _DETAILS_CACHE_SIZE:
             self.details.clear()
@@ -136,7 +137,7 @@ def _signed_by(
 def _check_extensions(crl: x509.CertificateRevocationList) -> None:
     try:
         extensions = list(crl.extensions)
-    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+    except PARSE_ERRORS as exc:
         raise RevocationDataInvalidError("CRL extensions cannot be parsed") from exc
     for extension in extensions:
         if extension.oid in _UNSUPPORTED:
@@ -200,7 +201,7 @@ class CrlRevocationChecker:
             return current.summary
         try:
             serials = frozenset(entry.serial_number for entry in parsed)
-        except ValueError as exc:
+        except PARSE_ERRORS as exc:
             raise RevocationDataInvalidError("CRL entries cannot be parsed") from exc
         summary = CrlSummary(
             issuer=issuer,

@@ -34,11 +34,15 @@ API; messages are fixed text, data lives in attributes)::
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Final
+
+from cryptography import x509
+from cryptography.utils import CryptographyDeprecationWarning
 
 from idp.card.errors import CardError
 
 __all__ = [
+    "PARSE_ERRORS",
     "AlgorithmUnsupportedError",
     "Basic4MalformedError",
     "Basic4MissingError",
@@ -62,6 +66,17 @@ __all__ = [
     "RevocationUnknownError",
     "SignatureInvalidError",
 ]
+
+PARSE_ERRORS: Final = (
+    ValueError,
+    TypeError,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    CryptographyDeprecationWarning,
+)
+"""What ``cryptography`` raises while lazily parsing a hostile certificate's parts: ValueError
+for bad DER, TypeError from ``x509.Name`` for odd attribute types, and its deprecation warning
+(e.g. a non-positive serial) when warnings are turned into errors."""
 
 
 class CertificateValidationError(CardError):

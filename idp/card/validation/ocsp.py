@@ -40,6 +40,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
 
 from idp.card.validation.errors import (
+    PARSE_ERRORS,
     CertificateRevokedError,
     OcspResponseInvalidError,
     RevocationStaleError,
@@ -185,7 +186,7 @@ class OcspRevocationChecker:
             raise OcspResponseInvalidError("OCSP response is too large")
         try:
             response = ocsp.load_der_ocsp_response(raw)
-        except ValueError as exc:
+        except PARSE_ERRORS as exc:
             raise OcspResponseInvalidError("OCSP response cannot be parsed") from exc
         if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
             raise RevocationUnavailableError(
@@ -195,7 +196,7 @@ class OcspRevocationChecker:
             single = self._matching_single_response(response, request)
             self._check_responder(response, issuer, now)
             self._check_nonce(response, nonce)
-        except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+        except PARSE_ERRORS as exc:
             raise OcspResponseInvalidError("OCSP response cannot be parsed") from exc
         self._check_freshness(single, now)
         status = single.certificate_status

@@ -10,7 +10,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from idp.card import certs
 from idp.card.validation.context import Inspection
-from idp.card.validation.errors import CertificateKeyUnsupportedError, CertificateMalformedError
+from idp.card.validation.errors import (
+    PARSE_ERRORS,
+    CertificateKeyUnsupportedError,
+    CertificateMalformedError,
+)
 from idp.card.validation.trust import CertPurpose
 
 __all__ = ["MAX_CERTIFICATE_BYTES", "MIN_RSA_BITS", "parse_certificate", "parse_personal_data"]
@@ -20,9 +24,6 @@ MAX_CERTIFICATE_BYTES: Final = 16 * 1024
 
 MIN_RSA_BITS: Final = 2048
 MAX_RSA_BITS: Final = 8192
-
-PARSE_ERRORS: Final = (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
-"""What ``cryptography`` raises on a malformed certificate or extension."""
 
 
 def parse_certificate(inspection: Inspection) -> None:
@@ -39,11 +40,14 @@ def parse_certificate(inspection: Inspection) -> None:
         certificate.not_valid_after_utc  # noqa: B018
         certificate.subject  # noqa: B018
         certificate.issuer  # noqa: B018
+        serial = certificate.serial_number
     except (*PARSE_ERRORS, x509.InvalidVersion) as exc:
         raise CertificateMalformedError() from exc
+    if serial <= 0:
+        raise CertificateMalformedError("certificate serial number is not positive")
     try:
         key = certificate.public_key()
-    except (ValueError, UnsupportedAlgorithm) as exc:
+    except (*PARSE_ERRORS, UnsupportedAlgorithm) as exc:
         raise CertificateKeyUnsupportedError() from exc
     if not isinstance(key, rsa.RSAPublicKey) or not MIN_RSA_BITS <= key.key_size <= MAX_RSA_BITS:
         raise CertificateKeyUnsupportedError()
