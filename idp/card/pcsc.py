@@ -9,7 +9,8 @@ errors (``raise ... from exc``); nothing outside this module sees a pyscard type
     ├── NoCardError           no card in the reader (SCARD_E_NO_SMARTCARD 8010000C), or none
     │                         arrived within ``wait_seconds``
     └── CardRemovedError      the card was removed or reset while connected
-                              (SCARD_W_REMOVED_CARD, SCARD_W_RESET_CARD, lost mid-command)
+                              (SCARD_W_REMOVED_CARD, SCARD_W_RESET_CARD, a failed transmit, or
+                              a "successful" transmit without a status word: lost mid-command)
 
 ``PcscTransport`` connects in shared mode, T=1 preferred (T=0 only when the card refuses T=1),
 and powers the card down on ``close()`` so that no verified PIN state outlives the session.
@@ -99,6 +100,10 @@ def _error(code: int, *, reader: str | None, connected: bool, detail: str = "") 
         return NoReaderError(f"card reader not available{where}")
     if code in _REMOVED or (connected and code in _NO_CARD):
         return CardRemovedError(f"the card was removed or reset{where}")
+    if connected and code == _u32(SCARD_S_SUCCESS):
+        # pcscd reported success with no status word: the reader lost the card mid-command
+        # (vpcd does this when the card side disconnects while working).
+        return CardRemovedError(f"the card stopped answering mid-command{where}")
     if code in _NO_CARD:
         return NoCardError(f"no card in the reader{where}")
     return TransportError(f"PC/SC error{where}: {detail or f'0x{code:08X}'}")

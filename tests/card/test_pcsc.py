@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from idp.card import pcsc
 from idp.card.apdu import CommandApdu
 from idp.card.challenge import Challenge
 from idp.card.errors import (
+    CardError,
     CardRemovedError,
     NoCardError,
     NoReaderError,
@@ -23,7 +25,8 @@ from idp.card.errors import (
 )
 from idp.card.jpki import JpkiClient
 from idp.card.pin import PinKind
-from idp.card.virtual import JPKI_ATR
+from idp.card.virtual import JPKI_ATR, VirtualCard
+from idp.card.vpcd import VpcdBridge
 
 pytestmark = pytest.mark.pcsc
 
@@ -127,7 +130,7 @@ def test_card_removed_mid_session(emulated_card: Insert) -> None:
         client = JpkiClient(transport)
         client.select_ap()
         emulated.remove()
-        with pytest.raises((CardRemovedError, NoCardError)):
+        with pytest.raises(CardRemovedError):
             client.read_auth_certificate()
 
 
@@ -156,3 +159,65 @@ def test_waiting_for_a_card_gives_up(emulated_card: Insert) -> None:
 def test_no_such_reader() -> None:
     with pytest.raises(NoReaderError):
         pcsc.PcscTransport("No Such Reader 99")
+
+
+class StallingCard:
+    """A real ``VirtualCard`` that stalls on READ BINARY until ``release`` is set."""
+
+    def __init__(self, inner: VirtualCard) -> None:
+        self.inner = inner
+        self.stalled = threading.Event()
+        self.release = threading.Event()
+
+    @property
+    def atr(self) -> bytes:
+        return self.inner.atr
+
+    def process(self, raw: bytes) -> bytes:
+        if raw[1] == 0xB0:
+            self.stalled.set()
+            self.release.wait(10)
+        return self.inner.process(raw)
+
+    def power_on(self) -> None:
+        self.inner.power_on()
+
+    def power_off(self) -> None:
+        self.inner.power_off()
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+
+def test_card_removed_mid_command(emulated_card: Insert) -> None:
+    emulated = emulated_card()
+    emulated.remove()
+    card = StallingCard(VirtualCard.from_credentials(emulated.credentials, emulated.pki))
+    bridge = VpcdBridge(card).start()
+    try:
+        assert pcsc.wait_for_card(VPCD_READER, timeout=5)
+        with pcsc.PcscTransport(VPCD_READER) as transport:
+            client = JpkiClient(transport)
+            client.select_ap()
+            outcome: list[CardError] = []
+
+            def read() -> None:
+                try:
+                    client.read_auth_certificate()
+                except CardError as exc:  # handed to the test thread
+                    outcome.append(exc)
+
+            reader = threading.Thread(target=read)
+            reader.start()
+            assert card.stalled.wait(5)
+            stopper = threading.Thread(target=bridge.stop)  # pulled out while the card works
+            stopper.start()
+            card.release.set()
+            stopper.join(5)
+            reader.join(5)
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], CardRemovedError)
+    finally:
+        card.release.set()
+        bridge.stop()
+        assert pcsc.wait_for_card(VPCD_READER, timeout=5, present=False)
