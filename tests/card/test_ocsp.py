@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from idp.card.testpki import RESIDENTS, IssuedCa, ResidentCredentials, TestPki
 from idp.card.validation import (
@@ -536,3 +538,36 @@ def test_http_error_status(world: OcspWorld) -> None:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+# -- hostile answers -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recorded(world: OcspWorld) -> tuple[ocsp.OCSPRequest, bytes, bytes]:
+    """One real openssl answer (from the delegated responder, so it carries a certificate)."""
+    checker = OcspRevocationChecker(url="http://127.0.0.1:1/")
+    request, nonce = checker.build_request(world.good.auth_certificate, world.issuer)
+    responder = world.responder(world.delegate)
+    answer = responder.fetch("", request.public_bytes(serialization.Encoding.DER), OPENSSL_TIMEOUT)
+    checker.check_response(answer, request=request, nonce=nonce, issuer=world.issuer, now=_now())
+    return request, nonce, answer
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_answers_give_only_typed_errors(
+    world: OcspWorld, recorded: tuple[ocsp.OCSPRequest, bytes, bytes], data: st.DataObject
+) -> None:
+    request, nonce, answer = recorded
+    raw = bytearray(answer)
+    for _ in range(data.draw(st.integers(1, 3))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(raw)))
+    checker = OcspRevocationChecker(url="http://127.0.0.1:1/")
+    try:
+        checker.check_response(
+            bytes(raw[:cut]), request=request, nonce=nonce, issuer=world.issuer, now=_now()
+        )
+    except (RevocationUnavailableError, RevocationUnknownError, CertificateRevokedError):
+        pass

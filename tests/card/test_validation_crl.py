@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from idp.card.testpki import RESIDENTS, ResidentCredentials, TestPki, bulk_crl_der, make_ca
 from idp.card.validation import (
@@ -214,3 +216,18 @@ def test_chained_checker_falls_back_when_unavailable(
         )
     with pytest.raises(ValueError):
         ChainedRevocationChecker([])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_crls_give_only_typed_errors(pki: TestPki, data: st.DataObject) -> None:
+    now = _now()
+    entries = [(n, now, x509.ReasonFlags.key_compromise) for n in range(1, 6)]
+    raw = bytearray(pki.crl("auth", entries).public_bytes(serialization.Encoding.DER))
+    for _ in range(data.draw(st.integers(1, 3))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(raw)))
+    try:
+        CrlRevocationChecker(issuers=[pki.auth_ca.certificate], crls=[bytes(raw[:cut])], now=now)
+    except RevocationDataInvalidError:
+        pass

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtensionOID
 
@@ -116,7 +116,7 @@ def _parse(crl: x509.CertificateRevocationList | bytes) -> x509.CertificateRevoc
         if crl.lstrip().startswith(b"-----BEGIN"):
             return x509.load_pem_x509_crl(crl)
         return x509.load_der_x509_crl(crl)
-    except ValueError as exc:
+    except PARSE_ERRORS as exc:
         raise RevocationDataInvalidError("CRL cannot be parsed") from exc
 
 
@@ -124,12 +124,12 @@ def _signed_by(
     crl: x509.CertificateRevocationList, issuers: Iterable[x509.Certificate]
 ) -> x509.Certificate | None:
     for issuer in issuers:
-        if issuer.subject != crl.issuer:
-            continue
         try:
-            if crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+            if issuer.subject == crl.issuer and crl.is_signature_valid(
+                issuer.public_key()  # type: ignore[arg-type]
+            ):
                 return issuer
-        except (TypeError, ValueError, InvalidSignature, UnsupportedAlgorithm):
+        except (*PARSE_ERRORS, InvalidSignature):
             continue
     return None
 
@@ -187,8 +187,11 @@ class CrlRevocationChecker:
         if not _may_sign_crls(issuer):
             raise RevocationDataInvalidError("CRL issuer's key usage does not allow cRLSign")
         _check_extensions(parsed)
-        this_update = parsed.last_update_utc
-        next_update = parsed.next_update_utc
+        try:
+            this_update = parsed.last_update_utc
+            next_update = parsed.next_update_utc
+        except PARSE_ERRORS as exc:
+            raise RevocationDataInvalidError("CRL dates cannot be parsed") from exc
         if next_update is None:
             raise RevocationDataInvalidError("CRL has no nextUpdate")
         if this_update > now + self._clock_skew:

@@ -37,7 +37,7 @@ from datetime import datetime
 from typing import ClassVar, Final
 
 from cryptography import x509
-from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from idp.card.errors import CardError
 
@@ -72,11 +72,15 @@ PARSE_ERRORS: Final = (
     TypeError,
     x509.DuplicateExtension,
     x509.UnsupportedGeneralNameType,
-    CryptographyDeprecationWarning,
+    x509.InvalidVersion,
+    UnsupportedAlgorithm,
+    UserWarning,
 )
 """What ``cryptography`` raises while lazily parsing a hostile certificate's parts: ValueError
-for bad DER, TypeError from ``x509.Name`` for odd attribute types, and its deprecation warning
-(e.g. a non-positive serial) when warnings are turned into errors."""
+for bad DER, TypeError from ``x509.Name`` for odd attribute types, UnsupportedAlgorithm for
+unknown algorithm OIDs, InvalidVersion, and its warnings (a non-positive serial, a
+two-letter attribute of another length; ``CryptographyDeprecationWarning`` is a UserWarning)
+when warnings are turned into errors."""
 
 
 class CertificateValidationError(CardError):

@@ -196,17 +196,16 @@ class OcspRevocationChecker:
             single = self._matching_single_response(response, request)
             self._check_responder(response, issuer, now)
             self._check_nonce(response, nonce)
+            self._check_freshness(single, now)
+            status = single.certificate_status
+            revoked_at, reason = single.revocation_time_utc, single.revocation_reason
         except PARSE_ERRORS as exc:
             raise OcspResponseInvalidError("OCSP response cannot be parsed") from exc
-        self._check_freshness(single, now)
-        status = single.certificate_status
         if status is ocsp.OCSPCertStatus.GOOD:
             return
         if status is ocsp.OCSPCertStatus.REVOKED:
-            reason = single.revocation_reason
             raise CertificateRevokedError(
-                revoked_at=single.revocation_time_utc,
-                reason=reason.value if reason is not None else None,
+                revoked_at=revoked_at, reason=reason.value if reason is not None else None
             )
         raise RevocationUnknownError()
 

@@ -41,7 +41,7 @@ def parse_certificate(inspection: Inspection) -> None:
         certificate.subject  # noqa: B018
         certificate.issuer  # noqa: B018
         serial = certificate.serial_number
-    except (*PARSE_ERRORS, x509.InvalidVersion) as exc:
+    except PARSE_ERRORS as exc:
         raise CertificateMalformedError() from exc
     if serial <= 0:
         raise CertificateMalformedError("certificate serial number is not positive")
