@@ -57,7 +57,7 @@ stop_pid() {
 
 start_pcscd() {
     local foreign=""
-    if [[ -f $PCSCD_PIDFILE ]]; then foreign=$(<"$PCSCD_PIDFILE"); fi
+    if [[ -f $PCSCD_PIDFILE ]]; then foreign=$(tr -dc '0-9' <"$PCSCD_PIDFILE"); fi
     if alive "$foreign" && [[ "$(cat "$STATE/pcscd.pid" 2>/dev/null)" != "$foreign" ]]; then
         if [[ -S $PCSCD_SOCKET ]] && listening "$VPCD_PORT"; then
             log "reusing the running pcscd (pid $foreign), it serves the vpcd readers"
@@ -152,7 +152,10 @@ cmd_status() {
     local name pid
     for name in pcscd redis; do
         pid=$(cat "$STATE/$name.pid" 2>/dev/null || true)
-        if alive "$pid"; then echo "$name: running (pid $pid)"; else echo "$name: stopped"; fi
+        if alive "$pid"; then echo "$name: running (pid $pid)"; continue; fi
+        pid=""
+        if [[ $name == pcscd && -f $PCSCD_PIDFILE ]]; then pid=$(tr -dc '0-9' <"$PCSCD_PIDFILE"); fi
+        if alive "$pid"; then echo "$name: running (pid $pid, not started here)"; else echo "$name: stopped"; fi
     done
     if [[ -f $STATE/postgres.dir ]] && [[ -f "$(<"$STATE/postgres.dir")/data/postmaster.pid" ]]; then
         echo "postgres: running (port $PG_PORT)"
