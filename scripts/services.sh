@@ -30,7 +30,14 @@ PCSCD_PIDFILE=/run/pcscd/pcscd.pid
 log() { printf 'services: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
+# alive PID: the process exists and has not exited (an exited child of ours that init has not
+# reaped yet is a zombie: it counts as gone).
+alive() {
+    local state
+    [[ -n "${1:-}" ]] || return 1
+    state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+    [[ $state != Z* ]]
+}
 
 # wait_for SECONDS COMMAND...: poll COMMAND every 50 ms until it succeeds.
 wait_for() {
@@ -50,7 +57,7 @@ stop_pid() {
     pid=$(<"$file")
     if alive "$pid"; then
         kill "$pid" 2>/dev/null || true
-        wait_for 10 eval "! kill -0 $pid 2>/dev/null" || { log "$1 ($pid) ignored TERM"; kill -KILL "$pid" 2>/dev/null || true; }
+        wait_for 10 eval "! alive $pid" || { log "$1 ($pid) ignored TERM"; kill -KILL "$pid" 2>/dev/null || true; }
     fi
     rm -f "$file"
 }
@@ -65,7 +72,7 @@ start_pcscd() {
         fi
         log "stopping a pcscd without the vpcd readers (pid $foreign)"
         kill "$foreign"
-        wait_for 10 eval "! kill -0 $foreign 2>/dev/null" || die "pcscd $foreign did not stop"
+        wait_for 10 eval "! alive $foreign" || die "pcscd $foreign did not stop"
     fi
     command -v pcscd >/dev/null || die "pcscd is not installed (apt-get install pcscd vsmartcard-vpcd)"
     [[ -n "$(grep -ls libifdvpcd /etc/reader.conf.d/* 2>/dev/null)" ]] \
