@@ -26,8 +26,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $@
 
 check: $(STAMP)
-	$(BIN)/ruff check idp tests bench
-	$(BIN)/ruff format --check idp tests bench
+	$(BIN)/ruff check idp tests bench relying_party_demo
+	$(BIN)/ruff format --check idp tests bench relying_party_demo
 	$(BIN)/mypy idp
 	$(BIN)/lint-imports
 

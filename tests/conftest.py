@@ -128,6 +128,12 @@ def emulated_card(emulation_pki: TestPki) -> Iterator[Callable[..., EmulatedCard
     ) -> EmulatedCard:
         for previous in inserted:
             previous.remove()
+        if pcsc.card_present(VPCD_READER):
+            pytest.fail(
+                f"{VPCD_READER} already holds a card that this test did not insert "
+                "(is `idp card emulate` running?)",
+                pytrace=False,
+            )
         credentials = emulation_pki.issue(RESIDENTS[resident])
         card = VirtualCard.from_credentials(
             credentials, emulation_pki, pin=pin, sign_password=sign_password
