@@ -40,8 +40,8 @@ class Resident(Base):
     birthdate: Mapped[date] = mapped_column(Date)
     gender: Mapped[str] = mapped_column(String(16))
     sex_code: Mapped[str] = mapped_column(String(1))
-    name_substitution: Mapped[str] = mapped_column(String(8), default="0")
-    address_substitution: Mapped[str] = mapped_column(String(8), default="0")
+    name_substitution: Mapped[str] = mapped_column(Text, default="0")
+    address_substitution: Mapped[str] = mapped_column(Text, default="0")
     verified_at: Mapped[datetime] = mapped_column(UtcDateTime)
     #: How the items were verified: issuer DN, serial (hex), policy OID, certificate SHA-256.
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
