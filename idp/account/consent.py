@@ -1,0 +1,83 @@
+"""Consent: which basic-4 items a resident agreed to release to a relying party.
+
+A consent is remembered per resident and client (:mod:`idp.storage.consents`). The consent page
+is skipped when the remembered consent already covers every item asked for, unless the request
+says ``prompt=consent``. A request for no basic-4 item (``scope=openid`` only) releases nothing
+but the pairwise ``sub`` and needs no consent page unless ``prompt=consent``. Approving stores
+the union of what was consented before and what is consented now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from idp.account.texts import text
+from idp.storage.consents import get_consent, put_consent
+from idp.storage.residents import Resident
+
+__all__ = ["ConsentItem", "consent_items", "consent_required", "remember_consent"]
+
+ITEM_ORDER = ("name", "address", "birthdate", "gender")
+
+
+@dataclass(frozen=True)
+class ConsentItem:
+    """One line of the consent page: the scope, its label and the value to be released."""
+
+    scope: str
+    label: str
+    value: str
+
+
+def consent_required(
+    resident_id: str, client_id: str, items: Sequence[str], prompt: Sequence[str]
+) -> bool:
+    """Whether the resident must see the consent page for ``items``."""
+    if "consent" in prompt:
+        return True
+    if not items:
+        return False
+    consent = get_consent(resident_id, client_id)
+    return consent is None or not set(items) <= set(consent.scopes)
+
+
+def remember_consent(resident_id: str, client_id: str, items: Sequence[str]) -> None:
+    """Record the consent to ``items`` (added to what was already consented)."""
+    consent = get_consent(resident_id, client_id)
+    previous = set(consent.scopes) if consent is not None else set()
+    put_consent(resident_id, client_id, sorted(previous | set(items)))
+
+
+def consent_items(resident: Resident, items: Sequence[str], locale: str) -> list[ConsentItem]:
+    """The lines of the consent page: exactly ``items``, in a fixed order, with their values."""
+    wanted = set(items)
+    return [
+        ConsentItem(scope, text(locale, f"item_{scope}"), _value(resident, scope, locale))
+        for scope in ITEM_ORDER
+        if scope in wanted
+    ]
+
+
+def _value(resident: Resident, scope: str, locale: str) -> str:
+    if scope == "name":
+        return resident.name
+    if scope == "address":
+        return resident.address
+    if scope == "birthdate":
+        born = resident.birthdate
+        if locale == "ja":
+            return f"{born.year}年{born.month}月{born.day}日"
+        return born.strftime("%-d %B %Y")
+    if scope == "gender":
+        return (
+            text(locale, f"gender_{resident.gender}")
+            if resident.gender
+            in (
+                "male",
+                "female",
+                "other",
+            )
+            else resident.gender
+        )
+    raise ValueError(f"not a basic-4 scope: {scope}")

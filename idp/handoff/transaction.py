@@ -1,0 +1,314 @@
+"""The login transaction: one authorization request waiting for a card, kept in Redis.
+
+A transaction ties together three parties that never share a session:
+
+- the **browser** that started the authorization request (bound by a cookie: a random browser
+  key whose SHA-256 is stored in the transaction; ``__Host-`` prefixed and ``Secure`` when the
+  issuer is https, a plain name on an http loopback development issuer);
+- the **device** that holds the card (desktop agent now, a phone later), which knows only the
+  unguessable ``handoff_id`` from the handoff URL;
+- the **challenge** the card signs, bound to the issuer origin, a fresh nonce, the transaction
+  id and the purpose (:class:`idp.card.challenge.Challenge`).
+
+States::
+
+    created --device GET--> picked_up --login response--> card_verified --consent--> finished
+                                 |                              ^
+                                 +--unknown card / stale--> enroll_needed --enroll response--+
+    any open state --bad card response--> failed;  --browser cancels--> cancelled
+    past expires_at: expired (computed; the record lingers GRACE seconds to say so)
+
+Each round's nonce is also stored under its own key and taken with ``GETDEL`` when the device
+answers, so a response can be verified at most once (a replay finds no nonce). Updates are
+compare-and-set on a ``version`` field (one Lua script), so the device and the browser cannot
+overwrite each other's transitions.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, replace
+from enum import StrEnum
+from typing import Any, Final
+
+from redis.exceptions import RedisError
+
+from idp.card.challenge import Challenge, new_nonce
+from idp.oidc.authorize import AuthorizationContext
+from idp.storage.ephemeral import EphemeralStore, StoreUnavailableError
+
+__all__ = [
+    "GRACE_SECONDS",
+    "BrowserBinding",
+    "LoginTransaction",
+    "TransactionConflictError",
+    "TransactionStore",
+    "TxState",
+    "cookie_name",
+    "new_browser_key",
+]
+
+GRACE_SECONDS: Final = 120
+"""How long an expired or ended transaction is kept to answer "expired" / "finished"."""
+
+ID_BYTES: Final = 32
+BROWSER_KEY_BYTES: Final = 32
+MAX_RETRIES: Final = 3
+
+_CAS: Final = """
+local current = redis.call('GET', KEYS[1])
+if not current then return -1 end
+local ok, decoded = pcall(cjson.decode, current)
+if not ok or decoded['version'] ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+
+class TxState(StrEnum):
+    CREATED = "created"
+    PICKED_UP = "picked_up"
+    ENROLL_NEEDED = "enroll_needed"
+    CARD_VERIFIED = "card_verified"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+#: States in which a device may fetch the challenge and answer it.
+DEVICE_STATES: Final = frozenset({TxState.CREATED, TxState.PICKED_UP, TxState.ENROLL_NEEDED})
+#: States after which nothing more happens.
+FINAL_STATES: Final = frozenset(
+    {TxState.FINISHED, TxState.CANCELLED, TxState.FAILED, TxState.EXPIRED}
+)
+
+
+class TransactionConflictError(Exception):
+    """Someone else changed the transaction between our read and our write."""
+
+
+def _token() -> str:
+    return secrets.token_urlsafe(ID_BYTES)
+
+
+def new_browser_key() -> str:
+    """A fresh browser key for the binding cookie."""
+    return secrets.token_urlsafe(BROWSER_KEY_BYTES)
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def cookie_name(issuer: str) -> str:
+    """``__Host-myna-login`` on an https issuer; ``myna-login`` on http loopback development."""
+    return "__Host-myna-login" if issuer.startswith("https://") else "myna-login"
+
+
+@dataclass(frozen=True)
+class BrowserBinding:
+    """The browser key from the cookie, checked against a transaction in constant time."""
+
+    key: str
+
+    def owns(self, transaction: LoginTransaction) -> bool:
+        return hmac.compare_digest(_hash(self.key), transaction.browser_hash)
+
+    def csrf_token(self, transaction: LoginTransaction, secret: str) -> str:
+        """A form token bound to this browser and this transaction."""
+        mac = hmac.new(
+            secret.encode("utf-8"),
+            f"csrf|{transaction.id}|{self.key}".encode(),
+            hashlib.sha256,
+        ).digest()
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+
+    def check_csrf(self, transaction: LoginTransaction, secret: str, token: str) -> bool:
+        return hmac.compare_digest(self.csrf_token(transaction, secret), token)
+
+
+@dataclass(frozen=True)
+class LoginTransaction:
+    """One login. ``context`` is the authorization request (``AuthorizationContext.to_dict``)."""
+
+    id: str
+    handoff_id: str
+    origin: str
+    context: dict[str, Any]
+    browser_hash: str
+    created_at: int
+    expires_at: int
+    state: str
+    purpose: str
+    nonce: str
+    locale: str
+    version: int = 0
+    resident_id: str | None = None
+    auth_time: int | None = None
+    #: SHA-256 of the authentication certificate verified in the login round (enrollment must
+    #: then use the same card).
+    auth_cert_sha256: str | None = None
+    #: The resident the card is linked to when the record is only stale (refresh), else None.
+    known_resident_id: str | None = None
+    failure: str | None = None
+    retries: int = 0
+    enrollment: str | None = None
+
+    @property
+    def ctx(self) -> AuthorizationContext:
+        return AuthorizationContext.from_dict(self.context)
+
+    def status(self, now: float) -> TxState:
+        """The state, with ``expired`` for a transaction still waiting for the card past its
+        expiry. A verified card may finish consent until the record itself is gone."""
+        state = TxState(self.state)
+        if state in DEVICE_STATES and now >= self.expires_at:
+            return TxState.EXPIRED
+        return state
+
+    def challenge(self) -> Challenge:
+        """What the card must sign in the current round."""
+        return Challenge(
+            origin=self.origin, nonce=self.nonce, transaction_id=self.id, purpose=self.purpose
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> LoginTransaction:
+        data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("transaction record is not an object")
+        return cls(**data)
+
+
+class TransactionStore:
+    """Create, read and update login transactions in the ephemeral store."""
+
+    def __init__(self, store: EphemeralStore, *, ttl: int) -> None:
+        self._store = store
+        self.ttl = ttl
+        self._cas = store.client.register_script(_CAS)
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _record(transaction_id: str) -> str:
+        return f"login:{transaction_id}"
+
+    @staticmethod
+    def _handoff(handoff_id: str) -> str:
+        return f"handoff:{handoff_id}"
+
+    @staticmethod
+    def _nonce(transaction_id: str) -> str:
+        return f"login-nonce:{transaction_id}"
+
+    # -- create / read ------------------------------------------------------------------------
+
+    def create(
+        self,
+        ctx: AuthorizationContext,
+        *,
+        origin: str,
+        browser: BrowserBinding,
+        locale: str,
+        now: float | None = None,
+        retries: int = 0,
+    ) -> LoginTransaction:
+        """A new transaction in state ``created`` with a fresh login challenge."""
+        created = int(now if now is not None else time.time())
+        transaction = LoginTransaction(
+            id=_token(),
+            handoff_id=_token(),
+            origin=origin,
+            context=ctx.to_dict(),
+            browser_hash=_hash(browser.key),
+            created_at=created,
+            expires_at=created + self.ttl,
+            state=TxState.CREATED,
+            purpose="login",
+            nonce=new_nonce(),
+            locale=locale,
+            retries=retries,
+        )
+        keep = self.ttl + GRACE_SECONDS
+        self._store.put(self._record(transaction.id), transaction.to_json(), ttl=keep)
+        self._store.put(self._handoff(transaction.handoff_id), transaction.id, ttl=keep)
+        self._store.put(self._nonce(transaction.id), transaction.nonce, ttl=self.ttl)
+        return transaction
+
+    def get(self, transaction_id: str) -> LoginTransaction | None:
+        if not _plausible_id(transaction_id):
+            return None
+        raw = self._store.get(self._record(transaction_id))
+        if raw is None:
+            return None
+        try:
+            return LoginTransaction.from_json(raw)
+        except (ValueError, TypeError):
+            return None
+
+    def by_handoff(self, handoff_id: str) -> LoginTransaction | None:
+        if not _plausible_id(handoff_id):
+            return None
+        transaction_id = self._store.get(self._handoff(handoff_id))
+        if transaction_id is None:
+            return None
+        transaction = self.get(transaction_id.decode("ascii", "replace"))
+        if transaction is None or not hmac.compare_digest(transaction.handoff_id, handoff_id):
+            return None
+        return transaction
+
+    # -- updates ------------------------------------------------------------------------------
+
+    def update(self, transaction: LoginTransaction, **changes: Any) -> LoginTransaction:
+        """Write ``changes`` if nobody changed the transaction since it was read."""
+        updated = replace(transaction, version=transaction.version + 1, **changes)
+        now = int(time.time())
+        keep = max(1, updated.expires_at + GRACE_SECONDS - now)
+        try:
+            result = self._cas(
+                keys=[self._store.key(self._record(transaction.id))],
+                args=[transaction.version, updated.to_json(), keep],
+            )
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailableError(f"Redis failed: {type(exc).__name__}") from exc
+        if int(result) != 1:
+            raise TransactionConflictError(transaction.id)
+        return updated
+
+    def take_nonce(self, transaction: LoginTransaction) -> str | None:
+        """The current round's nonce, removed (``GETDEL``): None if already used or expired."""
+        raw = self._store.take(self._nonce(transaction.id))
+        return None if raw is None else raw.decode("ascii", "replace")
+
+    def new_round(
+        self, transaction: LoginTransaction, *, purpose: str, **changes: Any
+    ) -> LoginTransaction:
+        """Move to a new challenge round (``purpose``) with a fresh nonce."""
+        nonce = new_nonce()
+        updated = self.update(transaction, purpose=purpose, nonce=nonce, **changes)
+        left = updated.expires_at - int(time.time())
+        if left > 0:
+            self._store.put(self._nonce(transaction.id), nonce, ttl=left)
+        return updated
+
+    def discard_nonce(self, transaction: LoginTransaction) -> None:
+        """Remove the current nonce (the transaction ended)."""
+        self._store.delete(self._nonce(transaction.id))
+
+    def claim_finish(self, transaction: LoginTransaction) -> bool:
+        """True for exactly one caller: the one that may issue the code for this login."""
+        return self._store.add_once(f"login-finish:{transaction.id}", ttl=self.ttl + GRACE_SECONDS)
+
+
+def _plausible_id(value: str) -> bool:
+    return 16 <= len(value) <= 64 and all(c.isalnum() or c in "-_" for c in value)
