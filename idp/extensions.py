@@ -38,6 +38,11 @@ def init_extensions(app: Flask, settings: Settings) -> None:
     """Attach settings, SQLAlchemy, Flask-Migrate and the (lazily started) Redis store."""
     app.extensions[_SETTINGS] = settings
     assert db.metadata is Base.metadata  # every model is registered (idp.storage.models)
+    if settings.database_url.startswith("sqlite:///"):
+        # SQLite creates the file but not its directory (instance/var by default).
+        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
 

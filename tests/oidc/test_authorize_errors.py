@@ -252,7 +252,8 @@ def test_post_authorization_request_is_accepted(rp: RelyingParty, login: Capturi
     assert login.last.state == request.state
 
 
-def test_without_a_login_starter_the_page_says_unavailable(rp: RelyingParty) -> None:
+def test_without_a_login_starter_the_page_says_unavailable(app: Flask, rp: RelyingParty) -> None:
+    app.extensions.pop("myna.login_starter", None)
     response = rp.authorize(rp.authorization_request())
     assert response.status_code == 503
     assert "Location" not in response.headers

@@ -1,0 +1,194 @@
+"""``idp db upgrade``, ``idp clients add|list|remove`` and ``idp keys list|rotate``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from flask import Flask
+from joserfc.jwk import ECKey, KeySet
+
+from idp.cli import main
+from idp.storage.clients import get_client
+from idp.storage.keys import list_signing_keys
+
+
+@pytest.fixture
+def run(app: Flask, db_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run ``idp ...`` against the test database (the ``app`` fixture emptied it)."""
+    monkeypatch.setenv("IDP_ISSUER", "http://localhost:5000")
+    monkeypatch.setenv("IDP_SECRET_KEY", "c" * 40)
+    monkeypatch.setenv("IDP_PAIRWISE_SECRET", "d" * 40)
+    monkeypatch.setenv("IDP_DATABASE_URL", db_url)
+    monkeypatch.setenv("IDP_REDIS_URL", redis_url)
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def test_db_upgrade_is_idempotent(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert "database at head" in result.output
+
+
+def test_add_list_remove_clients(run, app: Flask, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    jwks_file = tmp_path / "rp.jwks.json"
+    key = ECKey.generate_key("P-256", private=True)
+    jwks_file.write_text(json.dumps(KeySet([key]).as_dict(private=False)))
+
+    result = run(
+        "clients",
+        "add",
+        "--name",
+        "加賀市 電子申請",
+        "--redirect-uri",
+        "https://forms.kaga.example.jp/callback",
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks-file",
+        str(jwks_file),
+        "--alg",
+        "PS256",
+        "--client-id",
+        "kaga-forms",
+        "--scope",
+        "name",
+        "--scope",
+        "birthdate",
+    )
+    assert result.exit_code == 0, result.output
+    assert "client_id: kaga-forms" in result.output
+    assert "client_secret" not in result.output
+
+    result = run(
+        "clients",
+        "add",
+        "--name",
+        "legacy",
+        "--redirect-uri",
+        "https://legacy.example.jp/cb",
+        "--auth-method",
+        "client_secret_basic",
+        "--client-id",
+        "legacy",
+    )
+    assert result.exit_code == 0, result.output
+    secret = result.output.split("client_secret: ")[1].split()[0]
+    assert len(secret) >= 40
+
+    with app.app_context():
+        stored = get_client("legacy")
+        assert stored is not None and stored.client_secret_hash is not None
+        assert secret not in stored.client_secret_hash
+        forms = get_client("kaga-forms")
+        assert forms is not None
+        assert forms.allowed_scopes == ["name", "birthdate"]
+        assert forms.id_token_signed_response_alg == "PS256"
+
+    listing = run("clients", "list").output
+    assert "kaga-forms\tprivate_key_jwt\tPS256\t加賀市 電子申請" in listing
+    assert "legacy\tclient_secret_basic" in listing
+
+    assert run("clients", "remove", "legacy").exit_code == 0
+    assert "legacy" not in run("clients", "list").output
+    missing = run("clients", "remove", "legacy")
+    assert missing.exit_code == 1
+    assert "no client legacy" in missing.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--redirect-uri", "http://rp.example.jp/cb", "--auth-method", "none"], "https"),
+        (["--redirect-uri", "https://rp.example.jp/cb#x", "--auth-method", "none"], "fragment"),
+        (
+            ["--redirect-uri", "https://rp.example.jp/cb", "--auth-method", "private_key_jwt"],
+            "jwks",
+        ),
+        (
+            [
+                "--redirect-uri",
+                "https://a.example.jp/cb",
+                "--redirect-uri",
+                "https://b.example.jp/cb",
+                "--auth-method",
+                "none",
+            ],
+            "sector",
+        ),
+        (
+            [
+                "--redirect-uri",
+                "https://rp.example.jp/cb",
+                "--auth-method",
+                "none",
+                "--scope",
+                "email",
+            ],
+            "unknown scopes",
+        ),
+    ],
+)
+def test_unsafe_registrations_are_refused(run, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    result = run("clients", "add", "--name", "x", *args)
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+def test_symmetric_or_private_keys_are_refused(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    private = ECKey.generate_key("P-256", private=True)
+    for name, jwks in {
+        "oct": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]},
+        "private": KeySet([private]).as_dict(private=True),
+    }.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(jwks))
+        result = run(
+            "clients",
+            "add",
+            "--name",
+            "x",
+            "--redirect-uri",
+            "https://rp.example.jp/cb",
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks-file",
+            str(path),
+        )
+        assert result.exit_code == 1, name
+        assert "jwks" in result.output
+
+
+def test_rotate_and_list_keys(run, app: Flask) -> None:  # type: ignore[no-untyped-def]
+    first = run("keys", "rotate", "--alg", "ES256", "--activate-in", "0")
+    assert first.exit_code == 0, first.output
+    second = run("keys", "rotate", "--alg", "ES256")
+    assert second.exit_code == 0, second.output
+    listing = run("keys", "list").output.splitlines()
+    assert len(listing) == 2
+    states = sorted(line.split("\t")[2] for line in listing)
+    assert states == ["published", "signing"]
+    with app.app_context():
+        keys = list_signing_keys("ES256")
+        assert keys[0].retires_at is None
+        assert keys[1].retires_at is not None
+
+    too_short = run("keys", "rotate", "--retire-after", "10")
+    assert too_short.exit_code == 1
+
+
+def test_commands_refuse_to_run_without_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):  # noqa: TID251 - the test controls the environment
+        if name.startswith("IDP_"):
+            monkeypatch.delenv(name)
+    result = CliRunner().invoke(main, ["clients", "list"])
+    assert result.exit_code == 1
+    assert "IDP_ISSUER" in result.output

@@ -1,0 +1,129 @@
+"""Settings refuse to start on anything missing or unsafe; only idp.config reads IDP_*."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from idp.app import create_app
+from idp.config import ConfigError
+
+GOOD: dict[str, Any] = {
+    "ISSUER": "https://idp.city.example.jp",
+    "SECRET_KEY": "s" * 40,
+    "PAIRWISE_SECRET": "p" * 40,
+    "REDIS_URL": "redis://127.0.0.1:6390/0",
+}
+
+
+def problems(**config: Any) -> tuple[str, ...]:
+    with pytest.raises(ConfigError) as info:
+        create_app(config)
+    return info.value.problems
+
+
+@pytest.fixture(autouse=True)
+def no_idp_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):  # noqa: TID251 - the test controls the environment
+        if name.startswith("IDP_"):
+            monkeypatch.delenv(name)
+
+
+def test_production_config_builds_frozen_settings(tmp_path: Path) -> None:
+    app = create_app({**GOOD, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+    settings = app.extensions["myna.settings"]
+    assert settings.issuer == "https://idp.city.example.jp"
+    assert settings.origin == "https://idp.city.example.jp"
+    assert settings.endpoint("/token") == "https://idp.city.example.jp/token"
+    assert settings.code_ttl == 60
+    assert app.config["MAX_CONTENT_LENGTH"] == 64 * 1024
+    with pytest.raises(AttributeError):
+        settings.issuer = "https://evil.example"
+
+
+def test_nothing_configured_lists_every_missing_item() -> None:
+    found = " | ".join(problems())
+    for name in ("IDP_ISSUER", "IDP_SECRET_KEY", "IDP_PAIRWISE_SECRET"):
+        assert name in found
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "http://idp.city.example.jp",
+        "ftp://idp.example",
+        "https://idp.example/",
+        "idp.example",
+        "https://idp.example?x=1",
+    ],
+)
+def test_unsafe_issuers_are_refused(issuer: str) -> None:
+    assert any("IDP_ISSUER" in p for p in problems(**{**GOOD, "ISSUER": issuer}))
+
+
+@pytest.mark.parametrize(
+    "issuer", ["http://localhost:5000", "http://127.0.0.1:8080", "http://[::1]"]
+)
+def test_loopback_http_issuers_are_allowed_for_development(issuer: str, tmp_path: Path) -> None:
+    create_app({**GOOD, "ISSUER": issuer, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+
+
+def test_short_or_placeholder_secrets_are_refused() -> None:
+    found = problems(
+        **{
+            **GOOD,
+            "SECRET_KEY": "short",
+            "PAIRWISE_SECRET": "testing-only-secret-do-not-use-in-production-pairwise",
+        }
+    )
+    assert any("IDP_SECRET_KEY" in p for p in found)
+    assert any("IDP_PAIRWISE_SECRET" in p for p in found)
+
+
+def test_database_and_redis_urls_are_checked() -> None:
+    found = problems(**{**GOOD, "DATABASE_URL": "postgresql://x/y", "REDIS_URL": "http://r"})
+    assert any("IDP_DATABASE_URL" in p for p in found)
+    assert any("IDP_REDIS_URL" in p for p in found)
+
+
+def test_numbers_are_checked() -> None:
+    found = problems(**{**GOOD, "CODE_TTL": 3600, "ACCESS_TOKEN_TTL": "soon", "CLOCK_LEEWAY": -1})
+    assert any("IDP_CODE_TTL" in p for p in found)
+    assert any("IDP_ACCESS_TOKEN_TTL" in p for p in found)
+    assert any("IDP_CLOCK_LEEWAY" in p for p in found)
+
+
+def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("IDP_ISSUER", "https://env.example.jp")
+    monkeypatch.setenv("IDP_SECRET_KEY", "e" * 40)
+    monkeypatch.setenv("IDP_PAIRWISE_SECRET", "f" * 40)
+    monkeypatch.setenv("IDP_CODE_TTL", "30")
+    monkeypatch.setenv("IDP_DATABASE_URL", f"sqlite:///{tmp_path / 'env.db'}")
+    settings = create_app().extensions["myna.settings"]
+    assert settings.issuer == "https://env.example.jp"
+    assert settings.code_ttl == 30
+    assert settings.testing is False
+
+
+def test_testing_mode_cannot_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IDP_TESTING", "true")
+    found = problems()
+    assert any("IDP_SECRET_KEY" in p for p in found)
+
+
+def test_testing_mode_has_placeholders(tmp_path: Path) -> None:
+    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}"})
+    settings = app.extensions["myna.settings"]
+    assert settings.issuer == "http://localhost"
+    assert settings.redis_url is None
+    assert settings.redis_embedded_path.name == "redis.db"
+
+
+def test_default_database_lives_in_the_instance_directory() -> None:
+    app = create_app(GOOD)
+    settings = app.extensions["myna.settings"]
+    assert settings.database_url == f"sqlite:///{Path(app.instance_path) / 'var' / 'idp.sqlite3'}"
