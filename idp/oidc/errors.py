@@ -261,6 +261,10 @@ def error_response(error: OAuth2Error) -> Response:
     renamed = _RENAMED.get(str(error.error))
     if renamed is not None:
         error = oauth_error(*renamed)
+    if error.error == "invalid_client" and error.status_code != 401:
+        # One status for every failed client authentication, whoever raised it (Authlib uses
+        # 400 or 401 depending on the method tried last).
+        error = oauth_error("invalid_client", error.get_error_description())
     status, body, headers = error()
     response = Response(json.dumps(body), status=status, mimetype="application/json")
     for name, value in headers:

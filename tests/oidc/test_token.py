@@ -58,6 +58,8 @@ def assertion_claims(rp: RelyingParty, **overrides: Any) -> dict[str, Any]:
 
 def error_of(response: Any) -> str:
     body = response.get_json()
+    if isinstance(body, dict) and body.get("error") == "invalid_client":
+        assert response.status_code == 401
     assert isinstance(body, dict), response.get_data(as_text=True)
     assert response.headers["Cache-Control"] == "no-store"
     return str(body["error"])
