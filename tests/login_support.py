@@ -15,20 +15,27 @@ Importable from any test (``tests/`` is on ``sys.path``)::
 
 from __future__ import annotations
 
+import base64
 import re
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from flask import Flask
 from flask.testing import FlaskClient
 from provider_support import ISSUER, RelyingParty, callback_params, make_app
+from werkzeug.serving import BaseWSGIServer, make_server
 
+from idp.card.challenge import Challenge
 from idp.card.jpki import JpkiClient
 from idp.card.testpki import RESIDENTS, ResidentCredentials, TestPki
 from idp.card.transport import InProcessTransport
@@ -238,3 +245,122 @@ def certificate_der(certificate: x509.Certificate) -> bytes:
 
 def serials(credentials: Iterable[ResidentCredentials]) -> list[int]:
     return [c.auth_certificate.serial_number for c in credentials]
+
+
+# -- software signing (the real validation path without a card) ---------------------------------
+
+
+def sign_challenge(key: rsa.RSAPrivateKey, challenge: Challenge) -> bytes:
+    """What the card computes: RS256 over ``Challenge.to_be_signed()``."""
+    return key.sign(challenge.to_be_signed(), padding.PKCS1v15(), hashes.SHA256())
+
+
+def challenge_of(document: Mapping[str, Any]) -> Challenge:
+    return Challenge(
+        origin=document["origin"],
+        nonce=document["nonce"],
+        transaction_id=document["transaction_id"],
+        purpose=document["purpose"],
+    )
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def software_token(
+    credentials: ResidentCredentials,
+    document: Mapping[str, Any],
+    *,
+    certificate: x509.Certificate | None = None,
+    key: rsa.RSAPrivateKey | None = None,
+    with_signing: bool | None = None,
+) -> dict[str, str]:
+    """The token a card holding ``credentials`` would send for the challenge ``document``."""
+    challenge = challenge_of(document)
+    token = {
+        "unverifiedCertificate": b64(certificate_der(certificate or credentials.auth_certificate)),
+        "algorithm": "RS256",
+        "signature": b64(sign_challenge(key or credentials.auth_key, challenge)),
+        "format": "myna:1",
+        "appVersion": APP_VERSION,
+    }
+    if with_signing if with_signing is not None else document["purpose"] == "enroll":
+        assert credentials.sign_certificate is not None and credentials.sign_key is not None
+        token["signingCertificate"] = b64(certificate_der(credentials.sign_certificate))
+        token["signingSignature"] = b64(sign_challenge(credentials.sign_key, challenge))
+    return token
+
+
+# -- a real HTTP server on loopback ---------------------------------------------------------------
+
+
+class LiveServer:
+    """The app behind werkzeug's threaded server on 127.0.0.1 (an ephemeral port).
+
+    ``build(issuer)`` makes the app once the port (and so the issuer URL) is known.
+    """
+
+    def __init__(self, build: Callable[[str], Flask]) -> None:
+        self._app: Flask | None = None
+
+        def dispatch(environ: Any, start_response: Any) -> Any:
+            assert self._app is not None
+            return self._app(environ, start_response)
+
+        self.server: BaseWSGIServer = make_server("127.0.0.1", 0, dispatch, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self._app = build(self.url)
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def app(self) -> Flask:
+        assert self._app is not None
+        return self._app
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+
+
+# -- fixtures (imported by the conftest files of tests/e2e, tests/handoff, tests/account, ...) --
+
+
+@pytest.fixture(scope="session")
+def shared_pki() -> TestPki:
+    return TestPki.generate()
+
+
+@pytest.fixture
+def login_pki(shared_pki: TestPki, tmp_path: Path) -> LoginPki:
+    return LoginPki.create(tmp_path / "pki", shared_pki)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'idp.sqlite3'}"
+    url = request.getfixturevalue("database_url")
+    assert isinstance(url, str)
+    return url
+
+
+@pytest.fixture
+def app(db_url: str, redis_url: str, login_pki: LoginPki) -> Iterator[Flask]:
+    application = make_login_app(db_url, redis_url, login_pki)
+    yield application
+    dispose(application)
+
+
+def dispose(application: Flask) -> None:
+    with application.app_context():
+        from idp.storage.base import db
+
+        db.engine.dispose()
+
+
+@pytest.fixture
+def rp(app: Flask) -> RelyingParty:
+    return RelyingParty(app)

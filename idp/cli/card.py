@@ -41,6 +41,7 @@ from idp.card.pin import PinKind, encode_auth_pin, encode_sign_password
 from idp.card.testpki import RESIDENTS, VARIANTS, TestPki
 from idp.card.virtual import VirtualCard
 from idp.card.vpcd import LOOPBACK_HOSTS, VpcdBridge
+from idp.cli.agent import login as login_command
 
 EXIT_CARD_ERROR = 1
 EXIT_NO_PCSCD = 3
@@ -84,6 +85,9 @@ def card_errors() -> Iterator[None]:
 @click.group()
 def card() -> None:
     """Card reader tools and the virtual test card."""
+
+
+card.add_command(login_command)
 
 
 @card.command()
