@@ -103,7 +103,7 @@ class PrivateKeyJwtAuth(JWTBearerClientAssertion):  # type: ignore[misc]
         alg = headers.get("alg")
         if alg not in ASSERTION_ALGS:
             raise oauth_error(
-                "invalid_client", f"Client assertion algorithm {str(alg)[:16]!r} is not allowed."
+                "invalid_client", "Client assertion algorithm must be asymmetric (not none or HS*)."
             )
         return dict(headers), dict(claims)
 

@@ -101,8 +101,11 @@ class OAuthClient(ClientMixin):  # type: ignore[misc]
 
 
 def load_client(client_id: Any) -> OAuthClient | None:
-    """The client ``client_id`` names, or None (also for non-string or oversized ids)."""
+    """The client ``client_id`` names, or None (also for ids no client can have: not a string,
+    oversized, or not printable ASCII -- PostgreSQL would refuse a NUL outright)."""
     if not isinstance(client_id, str) or not 0 < len(client_id) <= 64:
+        return None
+    if not (client_id.isascii() and client_id.isprintable()):
         return None
     row = get_client(client_id)
     return OAuthClient(row) if row is not None else None
@@ -152,8 +155,10 @@ def new_client(
         sector_for(sector_identifier=sector_identifier, redirect_uris=redirect_uris)
     except SectorError as exc:
         raise ClientRegistrationError(str(exc)) from exc
-    if client_id is not None and not (0 < len(client_id) <= 64 and client_id.isascii()):
-        raise ClientRegistrationError("client id must be 1-64 ASCII characters")
+    if client_id is not None and not (
+        0 < len(client_id) <= 64 and client_id.isascii() and client_id.isprintable()
+    ):
+        raise ClientRegistrationError("client id must be 1-64 printable ASCII characters")
 
     secret: str | None = None
     secret_hash: str | None = None

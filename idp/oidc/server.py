@@ -91,6 +91,18 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
 
         return BearerTokenGenerator(access_token, None, expires_in)
 
+    def get_authorization_grant(self, request: Any) -> Any:
+        """Authlib's lookup, but an unknown ``response_type`` is answered without quoting it
+        (Authlib's own error repeats it and fails on characters an error may not carry)."""
+        if request.payload.response_type != "code":
+            client = self.query_client(request.payload.client_id)
+            redirect_uri = request.payload.redirect_uri
+            safe = client is not None and redirect_uri and client.check_redirect_uri(redirect_uri)
+            raise errors.oauth_error(
+                "unsupported_response_type", redirect_uri=redirect_uri if safe else None
+            )
+        return super().get_authorization_grant(request)
+
     def validate_requested_scope(self, scope: Any) -> None:
         """Unknown scopes are ignored (the client's allowed scopes decide, see OAuthClient)."""
 
