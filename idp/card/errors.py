@@ -21,6 +21,7 @@ Exception tree::
     │   ├── NoReaderError          no such reader
     │   ├── NoCardError            no card in the reader
     │   ├── CardRemovedError       the card went away (possibly mid-command)
+    │   ├── CardBusyError          another program holds the card exclusively
     │   └── ScriptMismatchError    a replayed APDU script did not expect this command
     └── CardContentError           the card's files are not what a JPKI card holds
 
@@ -199,6 +200,10 @@ class NoCardError(TransportError):
 
 class CardRemovedError(TransportError):
     """The card was removed or reset, possibly in the middle of a command."""
+
+
+class CardBusyError(TransportError):
+    """Another program holds the card; try again when it has finished."""
 
 
 class ScriptMismatchError(TransportError):

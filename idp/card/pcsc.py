@@ -12,8 +12,12 @@ errors (``raise ... from exc``); nothing outside this module sees a pyscard type
                               (SCARD_W_REMOVED_CARD, SCARD_W_RESET_CARD, a failed transmit, or
                               a "successful" transmit without a status word: lost mid-command)
 
-``PcscTransport`` connects in shared mode, T=1 preferred (T=0 only when the card refuses T=1),
-and powers the card down on ``close()`` so that no verified PIN state outlives the session.
+``PcscTransport`` connects in exclusive mode by default, T=1 preferred (T=0 only when the card
+refuses T=1), and powers the card down on ``close()`` so that no verified PIN state outlives the
+session. Exclusive matters: in shared mode another program could select a different application
+between our SELECT of the JPKI AP and our SELECT of an EF, and we would read that application's
+file instead (for the 券面事項入力補助AP that file is the My Number). A card held by another
+program answers ``CardBusyError``.
 """
 
 from __future__ import annotations
@@ -39,11 +43,14 @@ from smartcard.scard import (
     SCARD_E_PROTO_MISMATCH,
     SCARD_E_READER_UNAVAILABLE,
     SCARD_E_SERVICE_STOPPED,
+    SCARD_E_SHARING_VIOLATION,
     SCARD_E_TIMEOUT,
     SCARD_E_UNKNOWN_READER,
     SCARD_F_COMM_ERROR,
     SCARD_S_SUCCESS,
     SCARD_SCOPE_USER,
+    SCARD_SHARE_EXCLUSIVE,
+    SCARD_SHARE_SHARED,
     SCARD_STATE_PRESENT,
     SCARD_STATE_UNAWARE,
     SCARD_W_REMOVED_CARD,
@@ -57,6 +64,7 @@ from smartcard.scard import (
 from smartcard.System import readers as _pyscard_readers
 
 from idp.card.errors import (
+    CardBusyError,
     CardRemovedError,
     NoCardError,
     NoReaderError,
@@ -106,6 +114,8 @@ def _error(code: int, *, reader: str | None, connected: bool, detail: str = "") 
         return CardRemovedError(f"the card stopped answering mid-command{where}")
     if code in _NO_CARD:
         return NoCardError(f"no card in the reader{where}")
+    if code == _u32(SCARD_E_SHARING_VIOLATION):
+        return CardBusyError(f"another program is using the card{where}")
     return TransportError(f"PC/SC error{where}: {detail or f'0x{code:08X}'}")
 
 
@@ -197,11 +207,13 @@ class PcscTransport(Transport):
     card to be inserted before giving up with ``NoCardError``.
     """
 
-    def __init__(self, reader_name: str | None = None, *, wait_seconds: float = 0.0) -> None:
+    def __init__(
+        self, reader_name: str | None = None, *, wait_seconds: float = 0.0, exclusive: bool = True
+    ) -> None:
         super().__init__()
         self.reader = self._pick_reader(reader_name, wait_seconds)
         self._connection: Any = None
-        self._connection = self._connect(self.reader)
+        self._connection = self._connect(self.reader, exclusive=exclusive)
         self.atr: bytes = self._read_atr()
 
     @staticmethod
@@ -221,15 +233,16 @@ class PcscTransport(Transport):
         return with_card[0]
 
     @staticmethod
-    def _connect(reader: str) -> Any:
+    def _connect(reader: str, *, exclusive: bool) -> Any:
         connection = PCSCReader(reader).createConnection()
+        mode = SCARD_SHARE_EXCLUSIVE if exclusive else SCARD_SHARE_SHARED
         try:
             try:
-                connection.connect(CardConnection.T1_protocol)
+                connection.connect(CardConnection.T1_protocol, mode=mode)
             except SmartcardException as exc:
                 if _u32(getattr(exc, "hresult", -1)) != _u32(SCARD_E_PROTO_MISMATCH):
                     raise
-                connection.connect(CardConnection.T0_protocol)
+                connection.connect(CardConnection.T0_protocol, mode=mode)
         except _PYSCARD_ERRORS as exc:
             _release_quietly(connection)
             _raise_mapped(exc, reader=reader, connected=False)

@@ -16,6 +16,7 @@ from idp.card import pcsc
 from idp.card.apdu import CommandApdu
 from idp.card.challenge import Challenge
 from idp.card.errors import (
+    CardBusyError,
     CardError,
     CardRemovedError,
     NoCardError,
@@ -56,6 +57,18 @@ def test_connects_with_t1_and_reports_the_atr(emulated_card: Insert) -> None:
         response = transport.transmit(CommandApdu(0x00, 0xA4, 0x04, 0x0C, bytes(10)))
         assert response.sw == 0x6A82  # an unknown AID fails, as on a real card
     assert pcsc.card_present(VPCD_READER)
+
+
+def test_the_card_is_held_exclusively_while_we_use_it(emulated_card: Insert) -> None:
+    # Shared access would let another program switch applications between our SELECTs.
+    emulated_card()
+    with pcsc.PcscTransport(VPCD_READER) as transport:
+        with pytest.raises(CardBusyError):
+            pcsc.PcscTransport(VPCD_READER)
+        assert transport.transmit(CommandApdu(0x00, 0xA4, 0x04, 0x0C, bytes(10))).sw == 0x6A82
+    with pcsc.PcscTransport(VPCD_READER, exclusive=False) as first:
+        with pcsc.PcscTransport(VPCD_READER, exclusive=False) as second:
+            assert first.atr == second.atr == JPKI_ATR
 
 
 def test_no_reader_name_picks_the_reader_with_the_card(emulated_card: Insert) -> None:
