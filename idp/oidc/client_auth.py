@@ -80,7 +80,7 @@ def public_key_set(jwks: Any) -> KeySet:
         raise ValueError(f"unreadable JWK set: {type(exc).__name__}") from exc
 
 
-class PrivateKeyJwtAuth(JWTBearerClientAssertion):  # type: ignore[misc]
+class PrivateKeyJwtAuth(JWTBearerClientAssertion):
     """``private_key_jwt`` with a Redis ``jti`` replay cache and strict algorithm rules."""
 
     CLIENT_AUTH_METHOD = "private_key_jwt"

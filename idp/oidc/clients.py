@@ -34,7 +34,7 @@ __all__ = [
 AUTH_METHODS = ("private_key_jwt", "client_secret_basic", "none")
 
 
-class OAuthClient(ClientMixin):  # type: ignore[misc]
+class OAuthClient(ClientMixin):
     """A stored client, answering Authlib's ``ClientMixin`` questions."""
 
     def __init__(self, row: Client) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from authlib.oauth2.base import OAuth2Error
@@ -182,7 +182,7 @@ def oauth_error(
     return error
 
 
-def is_valid_state(state: Any) -> bool:
+def is_valid_state(state: Any) -> TypeGuard[str]:
     """``state`` is 1-255 printable ASCII characters (safe to echo back)."""
     return (
         isinstance(state, str)

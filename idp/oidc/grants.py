@@ -105,7 +105,7 @@ class TokenSubject:
     sub: str
 
 
-class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+class CodeGrant(grants.AuthorizationCodeGrant):
     """Authorization code grant with Redis-backed single-use codes."""
 
     TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = [
@@ -176,7 +176,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         return TokenSubject(resident_id=resident.id, sub=sub)
 
 
-class IdToken(OpenIDCode):  # type: ignore[misc]
+class IdToken(OpenIDCode):
     """ID tokens: ``iss``, a single ``aud``, our signing key and its ``kid``, no basic-4."""
 
     def __init__(self, settings: Settings, keyring: KeyRing) -> None:

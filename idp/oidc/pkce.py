@@ -17,7 +17,7 @@ from idp.oidc.errors import oauth_error
 __all__ = ["S256CodeChallenge"]
 
 
-class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
+class S256CodeChallenge(CodeChallenge):
     """PKCE with S256 only, required everywhere."""
 
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"

@@ -37,7 +37,7 @@ _SERVER = "myna.oidc_server"
 _KEYRING = "myna.keyring"
 
 
-class Issuer(IssuerParameter):  # type: ignore[misc]
+class Issuer(IssuerParameter):
     """RFC 9207: Authlib's ``IssuerParameter`` returns None unless told the issuer."""
 
     def __init__(self, issuer: str) -> None:
@@ -47,7 +47,7 @@ class Issuer(IssuerParameter):  # type: ignore[misc]
         return self._issuer
 
 
-class ProviderServer(AuthorizationServer):  # type: ignore[misc]
+class ProviderServer(AuthorizationServer):
     """Authlib's Flask authorization server bound to this provider's settings and stores."""
 
     def __init__(self, settings: Settings, keyring: KeyRing) -> None:

@@ -23,7 +23,7 @@ from idp.storage.residents import get_resident
 __all__ = ["AccessTokenValidator", "ResidentUserInfo", "build_userinfo_endpoint"]
 
 
-class AccessTokenValidator(BearerTokenValidator):  # type: ignore[misc]
+class AccessTokenValidator(BearerTokenValidator):
     """Bearer tokens from the Redis store."""
 
     def __init__(self, store: Callable[[], EphemeralStore]) -> None:
@@ -37,7 +37,7 @@ class AccessTokenValidator(BearerTokenValidator):  # type: ignore[misc]
         return token
 
 
-class ResidentUserInfo(UserInfoEndpoint):  # type: ignore[misc]
+class ResidentUserInfo(UserInfoEndpoint):
     """Userinfo from the resident record, limited to the token's scopes."""
 
     def generate_user_info(self, user: Any, scope: str) -> dict[str, Any]:

@@ -1,0 +1,3 @@
+from authlib.oauth2.base import OAuth2Error
+
+class InvalidClientError(OAuth2Error): ...
