@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from idp.oidc.clients import OAuthClient, load_client
@@ -36,6 +36,8 @@ class AccessToken:
     issued_at: int
     expires_at: int
     revoked: bool = False
+    #: The client, once loaded (so one request loads it once).
+    client: OAuthClient | None = field(default=None, compare=False, repr=False)
 
     def check_client(self, client: Any) -> bool:
         return bool(client.get_client_id() == self.client_id)
@@ -56,7 +58,12 @@ class AccessToken:
         return self
 
     def get_client(self) -> OAuthClient | None:
-        return load_client(self.client_id)
+        return self.client if self.client is not None else load_client(self.client_id)
+
+    def with_client(self) -> AccessToken | None:
+        """This token with its client loaded; None if the client no longer exists."""
+        client = self.get_client()
+        return None if client is None else replace(self, client=client)
 
 
 def new_access_token() -> str:
@@ -73,6 +80,7 @@ def save_access_token(store: EphemeralStore, token: str, record: AccessToken) ->
     ttl = max(record.expires_at - int(time.time()), 1)
     data = asdict(record)
     data.pop("revoked")
+    data.pop("client")
     store.put_json(_key(token), data, ttl=ttl)
 
 

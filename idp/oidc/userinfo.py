@@ -32,9 +32,8 @@ class AccessTokenValidator(BearerTokenValidator):
 
     def authenticate_token(self, token_string: str) -> AccessToken | None:
         token = load_access_token(self._store(), token_string)
-        if token is None or token.get_client() is None:  # unknown, expired, or client removed
-            return None
-        return token
+        # None if unknown, expired, or its client was removed
+        return None if token is None else token.with_client()
 
 
 class ResidentUserInfo(UserInfoEndpoint):
