@@ -166,12 +166,15 @@ class RelyingParty:
         alg: str = "ES256",
         name: str = "加賀市 電子申請",
         client_id: str | None = None,
+        client_key: Any = None,
     ) -> None:
         self.app = app
         self.http: FlaskClient = app.test_client()
         self.redirect_uri = redirect_uri
         self.auth_method = auth_method
-        self.key = ECKey.generate_key("P-256", parameters={"kid": "rp-key-1"}, private=True)
+        self.key = client_key or ECKey.generate_key(
+            "P-256", parameters={"kid": "rp-key-1"}, private=True
+        )
         jwks = (
             KeySet([self.key]).as_dict(private=False) if auth_method == "private_key_jwt" else None
         )

@@ -36,7 +36,8 @@ __all__ = [
     "verify_client_secret",
 ]
 
-#: Algorithms accepted for client assertions: asymmetric only.
+#: Algorithms accepted for client assertions: asymmetric only (Ed25519 as RFC 9864 names it;
+#: the polymorphic "EdDSA" is deprecated).
 ASSERTION_ALGS: tuple[str, ...] = (
     "ES256",
     "ES384",
@@ -47,7 +48,7 @@ ASSERTION_ALGS: tuple[str, ...] = (
     "RS256",
     "RS384",
     "RS512",
-    "EdDSA",
+    "Ed25519",
 )
 _PUBLIC_KTYS = {"RSA", "EC", "OKP"}
 _PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k"}

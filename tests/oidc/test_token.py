@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from flask import Flask
 from joserfc import jwt
-from joserfc.jwk import ECKey, KeySet
+from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 from provider_support import (
     ISSUER,
     TOKEN_URL,
@@ -352,3 +352,25 @@ def test_private_key_jwt_client_without_assertion_is_invalid_client(
         },
     )
     assert error_of(response) == "invalid_client"
+
+
+@pytest.mark.parametrize(
+    ("alg", "make_key"),
+    [
+        ("RS256", lambda: RSAKey.generate_key(2048, parameters={"kid": "k"}, private=True)),
+        ("PS256", lambda: RSAKey.generate_key(2048, parameters={"kid": "k"}, private=True)),
+        ("ES384", lambda: ECKey.generate_key("P-384", parameters={"kid": "k"}, private=True)),
+        ("Ed25519", lambda: OKPKey.generate_key("Ed25519", parameters={"kid": "k"}, private=True)),
+    ],
+)
+def test_every_advertised_assertion_algorithm_works(
+    app: Flask, login: CapturingLogin, resident_id: str, alg: str, make_key: Any
+) -> None:
+    key = make_key()
+    rp = RelyingParty(app, client_key=key)
+    request, params = rp.login(login, resident_id)
+    assertion = jwt.encode({"alg": alg, "kid": "k"}, assertion_claims(rp), key, algorithms=[alg])
+    response = rp.token_request(params["code"][0], request.verifier, assertion=assertion)
+    assert response.status_code == 200, response.get_json()
+    advertised = rp.http.get("/.well-known/openid-configuration").get_json()
+    assert alg in advertised["token_endpoint_auth_signing_alg_values_supported"]
