@@ -186,7 +186,7 @@ def finish_authorization(
 
     ``granted_scopes`` must be a subset of ``ctx.scopes`` (``openid`` is always included).
     An ``auth_time`` older than the request's ``max_age`` ends in ``login_required``.
-    Records a release row (who, which client, which items, when) before issuing the code.
+    Records a release row (who, which client, which items, when) with every code it issues.
     """
     granted = _granted(ctx, granted_scopes)
     settings = get_settings()
@@ -207,13 +207,15 @@ def finish_authorization(
     try:
         grant = server.get_authorization_grant(request)
         redirect_uri = grant.validate_authorization_request()
+        status, _, headers = grant.create_authorization_response(redirect_uri, user)
+        # Recorded once the code exists and before it is delivered: if recording fails, the
+        # request fails and the code (never seen by the client) expires unused.
         record_release(
             resident_id=resident_id,
             client_id=ctx.client_id,
             items=[s for s in granted if s != "openid"],
             request_id=ctx.request_id,
         )
-        status, _, headers = grant.create_authorization_response(redirect_uri, user)
     except OAuth2Error as error:
         error.state = ctx.state
         return errors.authorization_error_response(error, issuer=settings.issuer)

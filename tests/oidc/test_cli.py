@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -184,8 +185,6 @@ def test_rotate_and_list_keys(run, app: Flask) -> None:  # type: ignore[no-untyp
 
 
 def test_commands_refuse_to_run_without_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
     for name in list(os.environ):  # noqa: TID251 - the test controls the environment
         if name.startswith("IDP_"):
             monkeypatch.delenv(name)

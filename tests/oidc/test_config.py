@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,6 @@ def problems(**config: Any) -> tuple[str, ...]:
 
 @pytest.fixture(autouse=True)
 def no_idp_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
     for name in list(os.environ):  # noqa: TID251 - the test controls the environment
         if name.startswith("IDP_"):
             monkeypatch.delenv(name)

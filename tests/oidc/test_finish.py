@@ -10,6 +10,8 @@ from provider_support import ISSUER, CapturingLogin, RelyingParty, callback_para
 
 from idp.oidc.authorize import AuthorizationContext, deny_authorization
 from idp.storage.audit import list_releases
+from idp.storage.base import db
+from idp.storage.clients import get_client
 
 
 def started(rp: RelyingParty, login: CapturingLogin, **params: str) -> AuthorizationContext:
@@ -94,9 +96,6 @@ def test_finish_after_the_client_removed_the_redirect_uri_shows_a_page(
 ) -> None:
     ctx = started(rp, login)
     with app.app_context():
-        from idp.storage.base import db
-        from idp.storage.clients import get_client
-
         client = get_client(rp.client_id)
         assert client is not None
         client.redirect_uris = ["https://rp.example.jp/new-callback"]
