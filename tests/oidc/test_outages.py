@@ -20,6 +20,7 @@ from provider_support import (
 )
 
 from idp.extensions import get_store
+from idp.storage.audit import list_releases
 from idp.storage.ephemeral import StoreUnavailableError
 
 
@@ -128,7 +129,7 @@ def test_redis_gone_at_userinfo_is_503(
 def test_redis_gone_when_issuing_the_code_redirects_temporarily_unavailable(
     fragile: tuple[Flask, RelyingParty, CapturingLogin, str], disposable_redis: DisposableRedis
 ) -> None:
-    _, rp, login, resident = fragile
+    app, rp, login, resident = fragile
     request = rp.authorization_request()
     assert rp.authorize(request).status_code == 200
     disposable_redis.stop()
@@ -136,6 +137,8 @@ def test_redis_gone_when_issuing_the_code_redirects_temporarily_unavailable(
     params = callback_params(response.headers["Location"])
     assert params["error"] == ["temporarily_unavailable"]
     assert params["state"] == [request.state]
+    with app.app_context():
+        assert list_releases(resident) == []  # nothing was released, nothing recorded
 
 
 def test_redis_gone_in_a_browser_request_is_a_503_page(
