@@ -364,3 +364,101 @@ def dispose(application: Flask) -> None:
 @pytest.fixture
 def rp(app: Flask) -> RelyingParty:
     return RelyingParty(app)
+
+
+# -- a browser over real HTTP ----------------------------------------------------------------------
+
+
+class HttpBrowser:
+    """The resident's browser against a live provider (``requests``, cookies kept)."""
+
+    def __init__(self) -> None:
+        import requests
+
+        self.session = requests.Session()
+
+    def start(self, authorize_url: str) -> Started:
+        response = self.session.get(authorize_url, allow_redirects=False, timeout=10)
+        assert response.status_code == 303, response.text
+        page_url = requests_join(authorize_url, response.headers["Location"])
+        page = self.session.get(page_url, timeout=10)
+        assert page.status_code == 200, page.text
+        match = re.fullmatch(r"/login/([A-Za-z0-9_-]+)", urlsplit(page_url).path)
+        handoff = _HANDOFF.search(page.text)
+        assert match and handoff, page.text
+        self.base = f"{urlsplit(page_url).scheme}://{urlsplit(page_url).netloc}"
+        return Started(page.text, match.group(1), handoff.group(1))
+
+    def finish(self, started: Started, *, approve: bool = True) -> str:
+        """Continue after the card; consent if asked; the redirect back to the client."""
+        response = self.session.get(
+            self.base + started.continue_path, allow_redirects=False, timeout=10
+        )
+        if response.status_code == 200:
+            response = self.session.post(
+                self.base + f"/login/{started.transaction_id}/consent",
+                data={
+                    "csrf": Browser.csrf(response.text),
+                    "decision": "approve" if approve else "deny",
+                },
+                allow_redirects=False,
+                timeout=10,
+            )
+        assert response.status_code == 302, response.text
+        return str(response.headers["Location"])
+
+
+def requests_join(base: str, location: str) -> str:
+    from urllib.parse import urljoin
+
+    return urljoin(base, location)
+
+
+def virtual_device_login(
+    handoff_url: str, login_pki: LoginPki, resident: str = "yamada"
+) -> DeviceOutcome:
+    """The device side over real HTTP with a virtual card."""
+    from idp.handoff.device_client import RequestsHttp
+
+    _, card = virtual_card(login_pki, login_pki.credentials(resident))
+    http = RequestsHttp()
+    try:
+        client = DeviceClient(http, handoff_url, app_version=APP_VERSION)
+        return run_device_login(client, card, FixedPrompts())
+    finally:
+        http.close()
+
+
+@pytest.fixture
+def live(db_url: str, redis_url: str, login_pki: LoginPki) -> Iterator[LiveServer]:
+    """The provider behind a real HTTP server on loopback, trusting ``login_pki``."""
+    server = LiveServer(lambda issuer: make_login_app(db_url, redis_url, login_pki, ISSUER=issuer))
+    yield server
+    server.stop()
+    dispose(server.app)
+
+
+def register_client(
+    app: Flask,
+    *,
+    client_id: str,
+    redirect_uri: str,
+    jwks: Mapping[str, Any],
+    name: str = "加賀市 電子申請（デモ）",
+    alg: str = "ES256",
+) -> None:
+    """Register a private_key_jwt client with its public JWKS."""
+    from idp.oidc.clients import new_client
+    from idp.storage.clients import add_client
+
+    with app.app_context():
+        created = new_client(
+            name=name,
+            name_en="Kaga City e-Application (demo)",
+            redirect_uris=[redirect_uri],
+            auth_method="private_key_jwt",
+            jwks=dict(jwks),
+            id_token_alg=alg,
+            client_id=client_id,
+        )
+        add_client(created.client)

@@ -26,14 +26,6 @@ AUTH_PIN_EF = 0x0018
 
 
 @pytest.fixture
-def live(db_url: str, redis_url: str, login_pki: LoginPki) -> Iterator[LiveServer]:
-    server = LiveServer(lambda issuer: make_login_app(db_url, redis_url, login_pki, ISSUER=issuer))
-    yield server
-    server.stop()
-    dispose(server.app)
-
-
-@pytest.fixture
 def live_rp(live: LiveServer) -> RelyingParty:
     return RelyingParty(live.app)
 

@@ -1,0 +1,186 @@
+"""The demo relying party's Flask app.
+
+Configuration (``RP_*`` environment variables, or ``create_app(config)``):
+
+=================  ==========================================================================
+RP_ISSUER          the provider's issuer URL (discovery at ``<issuer>/.well-known/...``)
+RP_CLIENT_ID       the client id registered at the provider
+RP_KEY_FILE        this RP's private key as a JWK (JSON) file, for ``private_key_jwt``
+RP_REDIRECT_URI    the callback URL registered at the provider (``.../callback``)
+RP_SECRET_KEY      the key that signs this app's session cookie
+RP_SCOPE           default ``openid name address birthdate gender``
+RP_EXPECTED_ACR    the ``acr`` the ID token must carry (default: the provider's card + PIN)
+=================  ==========================================================================
+
+The login is the authorization code flow with PKCE (S256), ``state`` and ``nonce`` (Authlib
+generates and checks them), ``private_key_jwt`` client authentication with this RP's own EC
+key, RFC 9207 ``iss`` checked on the callback, and the ID token's signature (JWKS), ``iss``,
+``aud``, ``nonce``, ``exp`` and ``acr`` checked before the userinfo is read.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.flask_client import OAuth
+from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
+from flask import Flask, Response, redirect, render_template, request, session, url_for
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, RSAKey
+
+__all__ = ["DEFAULT_ACR", "DEFAULT_SCOPE", "create_app"]
+
+DEFAULT_SCOPE = "openid name address birthdate gender"
+DEFAULT_ACR = "urn:myna-idp:acr:jpki-card-pin"
+
+ITEM_LABELS = {"name": "氏名", "address": "住所", "birthdate": "生年月日", "gender": "性別"}
+GENDER_LABELS = {"male": "男性", "female": "女性", "other": "その他・不明"}
+
+
+ASSERTION_LIFETIME = 60
+"""Seconds a client assertion is valid (Authlib's default is an hour; providers refuse that)."""
+
+
+class ShortLivedPrivateKeyJWT(PrivateKeyJWT):  # type: ignore[misc]
+    """``private_key_jwt`` with a short ``exp`` and a fresh ``jti`` per token request."""
+
+    def sign(self, auth: Any, token_endpoint: str) -> str:
+        return str(
+            private_key_jwt_sign(
+                auth.client_secret,
+                client_id=auth.client_id,
+                token_endpoint=token_endpoint,
+                alg=self.alg,
+                header={"kid": auth.client_secret.kid} if auth.client_secret.kid else None,
+                expires_in=ASSERTION_LIFETIME,
+            )
+        )
+
+
+class ConfigurationError(Exception):
+    """The demo RP is missing a setting."""
+
+
+def _load_key(path: str) -> ECKey | RSAKey:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if data.get("kty") == "EC":
+        return ECKey.import_key(data)
+    return RSAKey.import_key(data)
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The demo RP. ``config`` overrides the ``RP_*`` environment (keys without the prefix)."""
+    app = Flask(__name__)
+    app.config.update(SCOPE=DEFAULT_SCOPE, EXPECTED_ACR=DEFAULT_ACR)
+    app.config.from_prefixed_env("RP")
+    if config:
+        app.config.update(config)
+    missing = [
+        name
+        for name in ("ISSUER", "CLIENT_ID", "KEY_FILE", "REDIRECT_URI", "SECRET_KEY")
+        if not app.config.get(name)
+    ]
+    if missing:
+        raise ConfigurationError("missing settings: " + ", ".join(f"RP_{n}" for n in missing))
+    issuer = str(app.config["ISSUER"]).rstrip("/")
+    app.config.update(
+        ISSUER=issuer,
+        SESSION_COOKIE_NAME="rp_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=str(app.config["REDIRECT_URI"]).startswith("https://"),
+    )
+    oauth = OAuth(app)
+    client = oauth.register(
+        "myna",
+        client_id=app.config["CLIENT_ID"],
+        client_secret=_load_key(str(app.config["KEY_FILE"])),
+        server_metadata_url=issuer + "/.well-known/openid-configuration",
+        client_kwargs={
+            "scope": app.config["SCOPE"],
+            "code_challenge_method": "S256",
+            "token_endpoint_auth_method": "private_key_jwt",
+        },
+        client_auth_methods=[ShortLivedPrivateKeyJWT(alg="ES256")],
+    )
+
+    @app.get("/")
+    def index() -> str:
+        return render_template("rp/index.html", profile=session.get("profile"))
+
+    @app.route("/login", methods=["GET", "POST"])
+    def login() -> Any:
+        session.pop("profile", None)
+        return client.authorize_redirect(app.config["REDIRECT_URI"])
+
+    @app.get("/callback")
+    def callback() -> Any:
+        error = request.args.get("error")
+        if error:
+            return _failure(error, request.args.get("error_description"), 400)
+        if request.args.get("iss") != issuer:  # RFC 9207: the answer comes from our provider
+            return _failure("invalid_issuer", "iss is missing or not the expected issuer", 400)
+        try:
+            token = client.authorize_access_token(
+                claims_options={
+                    "iss": {"essential": True, "value": issuer},
+                    "aud": {"essential": True, "value": app.config["CLIENT_ID"]},
+                    "acr": {"essential": True, "value": app.config["EXPECTED_ACR"]},
+                    "sub": {"essential": True},
+                    "auth_time": {"essential": True},
+                }
+            )
+            userinfo = client.userinfo(token=token)
+        except OAuthError as exc:
+            return _failure(exc.error or "oauth_error", exc.description, 400)
+        except JoseError as exc:  # the ID token's signature or a claim check failed
+            return _failure("invalid_id_token", f"{exc.error}: {exc.description}", 400)
+        id_token = token["userinfo"]
+        if userinfo.get("sub") != id_token["sub"]:
+            return _failure("invalid_userinfo", "userinfo sub differs from the ID token", 400)
+        session["profile"] = {
+            "sub": id_token["sub"],
+            "acr": id_token.get("acr"),
+            "amr": list(id_token.get("amr") or []),
+            "auth_time": id_token.get("auth_time"),
+            "claims": {k: v for k, v in userinfo.items() if k != "sub"},
+        }
+        return redirect(url_for("profile"))
+
+    @app.get("/me")
+    def profile() -> Any:
+        profile = session.get("profile")
+        if profile is None:
+            return redirect(url_for("index"))
+        claims = profile["claims"]
+        rows = []
+        for scope, label in ITEM_LABELS.items():
+            if scope not in claims:
+                continue
+            value = claims[scope]
+            if scope == "address" and isinstance(value, dict):
+                value = value.get("formatted", "")
+            if scope == "gender":
+                value = GENDER_LABELS.get(str(value), str(value))
+            rows.append((scope, label, value))
+        return render_template("rp/profile.html", profile=profile, rows=rows)
+
+    @app.post("/logout")
+    def logout() -> Any:
+        session.clear()
+        return redirect(url_for("index"))
+
+    def _failure(code: str, description: str | None, status: int) -> Response:
+        body = render_template("rp/error.html", code=code, description=description or "")
+        return Response(body, status=status, mimetype="text/html")
+
+    return app
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
