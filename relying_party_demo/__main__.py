@@ -2,7 +2,8 @@
 
 - ``python -m relying_party_demo keygen PRIVATE.json PUBLIC-JWKS.json``: an EC P-256 key for
   ``private_key_jwt`` (the public JWKS is what the provider registers).
-- ``python -m relying_party_demo serve [--host H] [--port P]``: the app (``RP_*`` settings).
+- ``python -m relying_party_demo serve [--host H] [--port P] [--config FILE]``: the app
+  (``RP_*`` settings, or a JSON file of the same names without the prefix).
 """
 
 from __future__ import annotations
@@ -41,10 +42,17 @@ def keygen(private_path: Path, public_path: Path) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5001, show_default=True, type=int)
-def serve(host: str, port: int) -> None:
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON settings (ISSUER, CLIENT_ID, KEY_FILE, REDIRECT_URI, SECRET_KEY) over RP_*.",
+)
+def serve(host: str, port: int, config_file: Path | None) -> None:
     """Run the demo RP (development server)."""
+    config = json.loads(config_file.read_text(encoding="utf-8")) if config_file else None
     try:
-        app = create_app()
+        app = create_app(config)
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc
     app.run(host=host, port=port, use_reloader=False)

@@ -29,6 +29,9 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "利用者証明用電子証明書の暗証番号（数字4桁）を入力します。",
         "reader_copy": "コマンドをコピー",
         "reader_copied": "コピーしました",
+        "demo_heading": "デモ：仮想カードを使う",
+        "demo_steps": "これはテスト環境です。カードリーダーの代わりに、テスト住民の仮想カードを"
+        "使えます（暗証番号 1234、署名用パスワード ABC123）。",
         "phone_heading": "スマートフォンを使う",
         "phone_soon": "スマートフォンでの読み取りは準備中です。",
         "status_heading": "状況",
@@ -91,6 +94,9 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "You will enter the 4-digit PIN of the user authentication certificate.",
         "reader_copy": "Copy the command",
         "reader_copied": "Copied",
+        "demo_heading": "Demo: use a virtual card",
+        "demo_steps": "This is a test installation. Instead of a reader you can use the virtual "
+        "card of a test resident (PIN 1234, signature password ABC123).",
         "phone_heading": "Use a smartphone",
         "phone_soon": "Reading the card with a smartphone is coming soon.",
         "status_heading": "Status",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from idp.cli.card import card
+from idp.cli.demo import demo
 from idp.cli.server import register_server_commands
 
 
@@ -19,4 +20,5 @@ def main() -> None:
 
 
 main.add_command(card)
+main.add_command(demo)
 register_server_commands(main)

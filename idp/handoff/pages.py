@@ -238,6 +238,9 @@ def login_page(transaction_id: str) -> Response:
         client=client,
         items=[text(locale, f"item_{item}") for item in ctx.requested_items],
         command=f"idp card login {handoff_url(transaction)}",
+        demo_command=f"idp card login --virtual yamada {handoff_url(transaction)}"
+        if get_settings().extra.get("DEMO_VIRTUAL_CARD")
+        else None,
         status_key=_status_key(state),
         status_url=url_for("handoff.status", transaction_id=transaction.id),
         continue_url=url_for("handoff.continue_login", transaction_id=transaction.id, lang=locale),
