@@ -15,7 +15,11 @@ browser    MYNA_TEST_CHROMIUM      headless Chromium (``chromium_path`` fixture)
 node       MYNA_TEST_NODE          Node.js (``node_path`` fixture)
 =========  ======================  =====================================================
 
-``emulated_card`` inserts a fresh ``VirtualCard`` into vpcd's first reader for one test.
+``emulated_card`` inserts a fresh ``VirtualCard`` into vpcd's first reader for one test. Every
+removal waits until pcscd's reader monitor has counted it (``pcsc.card_events``), not merely
+until the reader reads as empty: after a card is lost while a connection to it is still open,
+closing that connection marks the reader empty before the monitor has seen the card go, and a
+card inserted in that gap is never powered up (see ``pcsc.wait_for_card``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import pytest
 
 from idp.card.testpki import RESIDENTS, ResidentCredentials, TestPki
 from idp.card.virtual import VirtualCard
-from idp.card.vpcd import VpcdBridge
+from idp.card.vpcd import CardSlot, VpcdBridge
 
 SERVICE_VARIABLES = {
     "pcsc": "MYNA_TEST_PCSC",
@@ -91,22 +95,35 @@ def node_path() -> str:
 
 @dataclass
 class EmulatedCard:
-    """A ``VirtualCard`` inserted into ``reader`` through a running ``VpcdBridge``."""
+    """A ``VirtualCard`` inserted into ``reader`` through a running ``VpcdBridge``.
+
+    ``slot`` is what the bridge serves: the card itself, or a wrapper around it (``serve``).
+    ``events`` is pcscd's insertion/removal count for the reader once it had seen this card.
+    """
 
     card: VirtualCard
+    slot: CardSlot
     bridge: VpcdBridge
     credentials: ResidentCredentials
     pki: TestPki
     reader: str = VPCD_READER
+    events: int | None = None
+    removed: bool = False
 
     def remove(self) -> None:
-        """Take the card out and wait until pcscd has seen it go (once)."""
+        """Take the card out, unless the test already has (``bridge.stop()``), and wait until
+        pcscd's reader monitor has counted the removal. Only the first call waits."""
         from idp.card import pcsc
 
-        if self.bridge.stopped:
+        if self.removed:
             return
+        self.removed = True
         self.bridge.stop()
-        assert pcsc.wait_for_card(self.reader, timeout=CARD_EVENT_TIMEOUT, present=False)
+        if self.events is None:
+            return  # pcscd never saw this card: no removal to wait for
+        assert pcsc.wait_for_card(
+            self.reader, timeout=CARD_EVENT_TIMEOUT, present=False, since=self.events
+        ), "pcscd's reader monitor did not see the card go"
 
 
 @pytest.fixture(scope="session")
@@ -116,15 +133,20 @@ def emulation_pki() -> TestPki:
 
 @pytest.fixture
 def emulated_card(emulation_pki: TestPki) -> Iterator[Callable[..., EmulatedCard]]:
-    """Factory: ``emulated_card(resident="yamada", pin=..., sign_password=...)`` inserts a fresh
-    card (fresh PIN counters) and waits for pcscd to see it; removed after the test."""
+    """Factory: ``emulated_card(resident="yamada", pin=..., sign_password=..., serve=None)``
+    inserts a fresh card (fresh PIN counters) and waits for pcscd to see it; removed after the
+    test. ``serve`` wraps the card before it goes into the reader (e.g. a card that stalls)."""
     require_service("pcsc")
     from idp.card import pcsc
 
     inserted: list[EmulatedCard] = []
 
     def insert(
-        resident: str = "yamada", *, pin: str = "1234", sign_password: str = "ABC123"
+        resident: str = "yamada",
+        *,
+        pin: str = "1234",
+        sign_password: str = "ABC123",
+        serve: Callable[[VirtualCard], CardSlot] | None = None,
     ) -> EmulatedCard:
         for previous in inserted:
             previous.remove()
@@ -138,11 +160,15 @@ def emulated_card(emulation_pki: TestPki) -> Iterator[Callable[..., EmulatedCard
         card = VirtualCard.from_credentials(
             credentials, emulation_pki, pin=pin, sign_password=sign_password
         )
-        bridge = VpcdBridge(card, port=VPCD_PORT).start()
-        emulated = EmulatedCard(card, bridge, credentials, emulation_pki)
+        slot = card if serve is None else serve(card)
+        bridge = VpcdBridge(slot, port=VPCD_PORT).start()
+        emulated = EmulatedCard(card, slot, bridge, credentials, emulation_pki)
         inserted.append(emulated)
-        assert bridge.wait_connected(CARD_EVENT_TIMEOUT), "vpcd did not accept the card"
-        assert pcsc.wait_for_card(VPCD_READER, timeout=CARD_EVENT_TIMEOUT)
+        assert bridge.wait_connected(CARD_EVENT_TIMEOUT), "could not connect to vpcd"
+        assert pcsc.wait_for_card(VPCD_READER, timeout=CARD_EVENT_TIMEOUT), (
+            "pcscd did not report the card"
+        )
+        emulated.events = pcsc.card_events(VPCD_READER)
         return emulated
 
     yield insert

@@ -4,7 +4,9 @@ pyscard's exceptions and PC/SC return codes are mapped here, once, to the card l
 errors (``raise ... from exc``); nothing outside this module sees a pyscard type::
 
     TransportError
-    ├── PcscUnavailableError  no pcscd (SCARD_E_NO_SERVICE 8010001D, service stopped)
+    ├── PcscUnavailableError  no pcscd (SCARD_E_NO_SERVICE 8010001D, service stopped), or the
+    │                         connection to it broke while waiting for a card (SCARD_F_COMM_ERROR
+    │                         80100013 from SCardGetStatusChange: pcscd stopped or restarted)
     ├── NoReaderError         no reader at all, no reader of that name, reader gone
     ├── NoCardError           no card in the reader (SCARD_E_NO_SMARTCARD 8010000C), or none
     │                         arrived within ``wait_seconds``
@@ -73,7 +75,7 @@ from idp.card.errors import (
 )
 from idp.card.transport import Transport
 
-__all__ = ["PcscTransport", "card_present", "list_readers", "wait_for_card"]
+__all__ = ["PcscTransport", "card_events", "card_present", "list_readers", "wait_for_card"]
 
 _PYSCARD_ERRORS = (SmartcardException, BaseSCardException)
 
@@ -83,6 +85,9 @@ def _u32(value: int) -> int:
 
 
 _UNAVAILABLE = {_u32(SCARD_E_NO_SERVICE), _u32(SCARD_E_SERVICE_STOPPED)}
+#: The client library's socket to pcscd failed. Without a card connection that can only mean
+#: pcscd went away (stopped or restarted); during a transmit it is counted as a lost card.
+_DAEMON_LOST = {_u32(SCARD_F_COMM_ERROR)}
 _NO_READER = {
     _u32(SCARD_E_NO_READERS_AVAILABLE),
     _u32(SCARD_E_UNKNOWN_READER),
@@ -104,6 +109,8 @@ def _error(code: int, *, reader: str | None, connected: bool, detail: str = "") 
     where = f" ({reader})" if reader else ""
     if code in _UNAVAILABLE:
         return PcscUnavailableError("the PC/SC service (pcscd) is not running")
+    if code in _DAEMON_LOST and not connected:
+        return PcscUnavailableError("lost the connection to the PC/SC service (pcscd)")
     if code in _NO_READER:
         return NoReaderError(f"card reader not available{where}")
     if code in _REMOVED or (connected and code in _NO_CARD):
@@ -151,11 +158,27 @@ def _resolve_reader(name: str) -> str:
     raise NoReaderError(f"no single reader matches {name!r}")
 
 
-def _reader_states(readers: list[str], *, present: bool | None, timeout: float) -> dict[str, int]:
-    """Reader event states, after waiting up to ``timeout`` s for one reader to reach ``present``.
+def _event_count(state: int) -> int:
+    """pcscd's insertion/removal count, kept in the upper 16 bits of an event state."""
+    return (state >> 16) & 0xFFFF
+
+
+def _reached(state: int, *, present: bool, since: int | None) -> bool:
+    """Whether a reader's event state shows ``present``, counted after ``since`` if given."""
+    if bool(state & SCARD_STATE_PRESENT) != present:
+        return False
+    return since is None or _event_count(state) != since
+
+
+def _reader_states(
+    readers: list[str], *, present: bool | None, timeout: float, since: int | None = None
+) -> dict[str, int]:
+    """Reader event states, after waiting up to ``timeout`` s for one reader to reach ``present``
+    (and, with ``since``, for its event count to differ from ``since``).
 
     ``present=None`` only reads the current states. Uses SCardGetStatusChange directly: no
-    polling and no helper threads.
+    polling and no helper threads. Each call passes back the states (event count included) of
+    the previous answer, so pcscd wakes it for a state change and for a new count alike.
     """
     hresult, context = SCardEstablishContext(SCARD_SCOPE_USER)
     if hresult != SCARD_S_SUCCESS:
@@ -172,7 +195,7 @@ def _reader_states(readers: list[str], *, present: bool | None, timeout: float) 
                 raise _error(_u32(hresult), reader=readers[0] if readers else None, connected=False)
             states = {reader: state for reader, state, _atr in new_states}
             if present is None or any(
-                bool(state & SCARD_STATE_PRESENT) == present for state in states.values()
+                _reached(state, present=present, since=since) for state in states.values()
             ):
                 return states
             remaining = deadline - time.monotonic()
@@ -190,13 +213,34 @@ def card_present(reader: str) -> bool:
     return bool(states.get(reader, 0) & SCARD_STATE_PRESENT)
 
 
-def wait_for_card(reader: str, *, timeout: float, present: bool = True) -> bool:
+def card_events(reader: str) -> int:
+    """How many card insertions and removals pcscd's monitor of ``reader`` has counted (mod 2**16).
+
+    Take it once a card is seen, and pass it as ``since`` to :func:`wait_for_card` to wait for
+    the next event the monitor itself counts.
+    """
+    states = _reader_states([reader], present=None, timeout=0)
+    return _event_count(states.get(reader, 0))
+
+
+def wait_for_card(
+    reader: str, *, timeout: float, present: bool = True, since: int | None = None
+) -> bool:
     """Wait up to ``timeout`` s for a card to be in (or, ``present=False``, out of) ``reader``.
+
+    With ``since`` (a :func:`card_events` value), the state only counts once pcscd's reader
+    monitor has counted an insertion or removal after that value. The difference matters when
+    a card is lost while a program still holds a connection to it: that program's disconnect
+    (or reset, or reconnect) finds the card gone and marks the reader empty on the spot, before
+    the monitor, which polls the reader, has noticed. A card put into the reader before the
+    monitor's next poll then looks to the monitor like the card it already knew: pcscd never
+    powers it up and keeps reporting an empty reader until that card leaves again. Waiting for
+    the monitor's own count of the removal (``present=False, since=...``) rules that out.
 
     Returns whether the reader reached that state. Event-driven, never a fixed sleep.
     """
-    states = _reader_states([reader], present=present, timeout=timeout)
-    return bool(states.get(reader, 0) & SCARD_STATE_PRESENT) == present
+    states = _reader_states([reader], present=present, timeout=timeout, since=since)
+    return _reached(states.get(reader, 0), present=present, since=since)
 
 
 class PcscTransport(Transport):

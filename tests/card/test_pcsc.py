@@ -21,13 +21,13 @@ from idp.card.errors import (
     CardRemovedError,
     NoCardError,
     NoReaderError,
+    PcscUnavailableError,
     PinBlockedError,
     WrongPinError,
 )
 from idp.card.jpki import JpkiClient
 from idp.card.pin import PinKind
 from idp.card.virtual import JPKI_ATR, VirtualCard
-from idp.card.vpcd import VpcdBridge
 
 pytestmark = pytest.mark.pcsc
 
@@ -203,12 +203,9 @@ class StallingCard:
 
 
 def test_card_removed_mid_command(emulated_card: Insert) -> None:
-    emulated = emulated_card()
-    emulated.remove()
-    card = StallingCard(VirtualCard.from_credentials(emulated.credentials, emulated.pki))
-    bridge = VpcdBridge(card).start()
+    emulated = emulated_card(serve=StallingCard)
+    card = emulated.slot
     try:
-        assert pcsc.wait_for_card(VPCD_READER, timeout=5)
         with pcsc.PcscTransport(VPCD_READER) as transport:
             client = JpkiClient(transport)
             client.select_ap()
@@ -223,7 +220,8 @@ def test_card_removed_mid_command(emulated_card: Insert) -> None:
             reader = threading.Thread(target=read)
             reader.start()
             assert card.stalled.wait(5)
-            stopper = threading.Thread(target=bridge.stop)  # pulled out while the card works
+            # Pulled out while the card works.
+            stopper = threading.Thread(target=emulated.bridge.stop)
             stopper.start()
             card.release.set()
             stopper.join(5)
@@ -232,5 +230,40 @@ def test_card_removed_mid_command(emulated_card: Insert) -> None:
         assert isinstance(outcome[0], CardRemovedError)
     finally:
         card.release.set()
-        bridge.stop()
-        assert pcsc.wait_for_card(VPCD_READER, timeout=5, present=False)
+    # Closing the connection to the lost card marked the reader empty before pcscd's reader
+    # monitor had seen the card go; a card inserted in that gap used to be ignored by pcscd.
+    assert not pcsc.card_present(VPCD_READER)
+    emulated_card()  # waits for the monitor's count of the removal, then for the new card
+    with pcsc.PcscTransport(VPCD_READER) as transport:
+        assert JpkiClient(transport).pin_tries(PinKind.AUTH) == 3
+
+
+def test_card_events_count_each_insertion_and_removal(emulated_card: Insert) -> None:
+    before = pcsc.card_events(VPCD_READER)
+    emulated = emulated_card()
+    assert pcsc.card_events(VPCD_READER) == (before + 1) & 0xFFFF
+    emulated.remove()
+    assert pcsc.card_events(VPCD_READER) == (before + 2) & 0xFFFF
+    assert pcsc.wait_for_card(VPCD_READER, timeout=0, present=False, since=(before + 1) & 0xFFFF)
+    assert not pcsc.wait_for_card(
+        VPCD_READER, timeout=0.2, present=False, since=(before + 2) & 0xFFFF
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "connected", "error"),
+    [
+        (0x8010001D, False, PcscUnavailableError),  # SCARD_E_NO_SERVICE
+        (0x80100013, False, PcscUnavailableError),  # SCARD_F_COMM_ERROR: pcscd went away
+        (0x80100013, True, CardRemovedError),  # ... during a transmit: the session is lost
+        (0x80100069, True, CardRemovedError),  # SCARD_W_REMOVED_CARD
+        (0x8010000C, False, NoCardError),  # SCARD_E_NO_SMARTCARD
+        (0x80100009, False, NoReaderError),  # SCARD_E_UNKNOWN_READER
+        (0x8010000B, False, CardBusyError),  # SCARD_E_SHARING_VIOLATION
+    ],
+)
+def test_pcsc_return_codes_map_to_typed_errors(
+    code: int, connected: bool, error: type[CardError]
+) -> None:
+    mapped = pcsc._error(code, reader=VPCD_READER, connected=connected)
+    assert type(mapped) is error

@@ -14,7 +14,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 from idp.card import pcsc
-from idp.card.vpcd import VpcdBridge
 from idp.cli import main
 
 Insert = Callable[..., Any]  # the ``emulated_card`` factory (tests/conftest.py)
@@ -91,15 +90,9 @@ def test_status_of_an_unknown_reader() -> None:
 
 
 @pytest.mark.pcsc
-def test_status_of_a_card_that_is_not_jpki() -> None:
-    bridge = VpcdBridge(NotJpkiCard()).start()
-    try:
-        assert pcsc.wait_for_card(VPCD_READER, timeout=5)
-        result = invoke("status")
-    finally:
-        bridge.stop()
-        assert pcsc.wait_for_card(VPCD_READER, timeout=5, present=False)
-    assert_clean_error(result, 6, "not a My Number card")
+def test_status_of_a_card_that_is_not_jpki(emulated_card: Insert) -> None:
+    emulated_card(serve=lambda _card: NotJpkiCard())
+    assert_clean_error(invoke("status"), 6, "not a My Number card")
 
 
 # -- status and verify-pin on the emulated card -----------------------------------------------
