@@ -57,7 +57,9 @@ SIGN = CertPurpose.SIGNATURE
 @pytest.fixture(scope="session")
 def trust(pki: TestPki) -> TrustConfig:
     return TrustConfig(
-        auth_anchors=(pki.auth_ca.certificate,), sign_anchors=(pki.sign_ca.certificate,)
+        auth_anchors=(pki.auth_ca.certificate,),
+        sign_anchors=(pki.sign_ca.certificate,),
+        revocation_required=False,
     )
 
 
@@ -116,6 +118,20 @@ def test_good_auth_certificate(
     assert result.revocation_status == "not_configured"
 
 
+def test_no_revocation_source_fails_closed_unless_waived(
+    pki: TestPki, yamada: ResidentCredentials
+) -> None:
+    anchors = {"auth_anchors": (pki.auth_ca.certificate,), "sign_anchors": ()}
+    required = TrustConfig(**anchors)  # type: ignore[arg-type]
+    with pytest.raises(RevocationUnavailableError, match="no revocation source"):
+        validate_certificate(der(yamada.auth_certificate), purpose=AUTH, trust=required, now=_now())
+    waived = TrustConfig(**anchors, revocation_required=False)  # type: ignore[arg-type]
+    result = validate_certificate(
+        der(yamada.auth_certificate), purpose=AUTH, trust=waived, now=_now()
+    )
+    assert result.revocation_status == "not_configured"
+
+
 def test_good_sign_certificate(
     pki: TestPki, trust: TrustConfig, yamada: ResidentCredentials
 ) -> None:
@@ -170,7 +186,9 @@ def test_sign_certificate_for_login_is_wrong_purpose(
 def test_wrong_purpose_by_policy_under_one_ca(pki: TestPki) -> None:
     """Even with one CA for both purposes, the policy tells auth and sign apart."""
     trust = TrustConfig(
-        auth_anchors=(pki.auth_ca.certificate,), sign_anchors=(pki.auth_ca.certificate,)
+        auth_anchors=(pki.auth_ca.certificate,),
+        sign_anchors=(pki.auth_ca.certificate,),
+        revocation_required=False,
     )
     sign_like = build(pki.auth_ca, sign_extensions())
     with pytest.raises(CertificateWrongPolicyError, match="other JPKI purpose"):
@@ -192,13 +210,17 @@ def test_three_ca_generations_with_one_dn(pki: TestPki) -> None:
     second = TestPki(auth_ca=generations[1], sign_ca=pki.sign_ca)
     creds = second.issue(RESIDENTS["tanaka"], now=_now())
     anchors = tuple(g.certificate for g in generations)
-    trust = TrustConfig(auth_anchors=anchors, sign_anchors=(pki.sign_ca.certificate,))
+    trust = TrustConfig(
+        auth_anchors=anchors, sign_anchors=(pki.sign_ca.certificate,), revocation_required=False
+    )
     result = validate_certificate(
         der(creds.auth_certificate), purpose=AUTH, trust=trust, now=_now()
     )
     assert result.issuer == generations[1].certificate
     without = TrustConfig(
-        auth_anchors=(anchors[0], anchors[2]), sign_anchors=(pki.sign_ca.certificate,)
+        auth_anchors=(anchors[0], anchors[2]),
+        sign_anchors=(pki.sign_ca.certificate,),
+        revocation_required=False,
     )
     with pytest.raises(CertificateUntrustedError):
         validate_certificate(der(creds.auth_certificate), purpose=AUTH, trust=without, now=_now())
@@ -224,7 +246,10 @@ def test_clock_skew(pki: TestPki, trust: TrustConfig) -> None:
     for certificate in (soon, just_expired):
         validate_certificate(der(certificate), purpose=AUTH, trust=trust, now=now)
     strict = TrustConfig(
-        auth_anchors=trust.auth_anchors, sign_anchors=trust.sign_anchors, clock_skew=timedelta(0)
+        auth_anchors=trust.auth_anchors,
+        sign_anchors=trust.sign_anchors,
+        clock_skew=timedelta(0),
+        revocation_required=False,
     )
     with pytest.raises(CertificateNotYetValidError) as not_yet:
         validate_certificate(der(soon), purpose=AUTH, trust=strict, now=now)
@@ -351,6 +376,7 @@ def test_test_card_policy_is_accepted_only_when_configured(
         auth_anchors=trust.auth_anchors,
         sign_anchors=trust.sign_anchors,
         sign_policies=frozenset({oids.SIGN_POLICY, oids.TEST_SIGN_POLICY}),
+        revocation_required=False,
     )
     result = validate_certificate(der(certificate), purpose=SIGN, trust=test_cards, now=_now())
     assert result.policy_oid == oids.TEST_SIGN_POLICY

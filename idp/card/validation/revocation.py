@@ -1,7 +1,9 @@
 """Check ``revocation`` and the policy around it; ``ChainedRevocationChecker``.
 
-- No checker configured: recorded as ``not_configured`` (real JPKI revocation data is given only
-  to verifiers registered with J-LIS or through a platform operator).
+- No checker configured: fails closed with ``RevocationUnavailableError`` when
+  ``revocation_required`` (the default); otherwise recorded as ``not_configured`` (real JPKI
+  revocation data is given only to verifiers registered with J-LIS or through a platform
+  operator, so a deployment without it must say so explicitly).
 - ``CertificateRevokedError`` and ``RevocationUnknownError`` always fail.
 - ``RevocationUnavailableError`` (unreachable, timed out, stale, unusable answer) fails when
   ``revocation_required`` (the default); otherwise the certificate passes as ``unchecked``.
@@ -24,6 +26,8 @@ __all__ = ["ChainedRevocationChecker", "check_revocation"]
 def check_revocation(inspection: Inspection) -> None:
     checker = inspection.trust.revocation
     if checker is None:
+        if inspection.trust.revocation_required:
+            raise RevocationUnavailableError("no revocation source is configured")
         inspection.revocation_status = "not_configured"
         return
     try:

@@ -35,9 +35,10 @@ class RevocationChecker(Protocol):
 class TrustConfig:
     """Trust anchors per purpose (every live CA generation; they share one DN) and policy.
 
-    ``revocation=None`` means no revocation source is configured (recorded on the result as
-    ``revocation_status="not_configured"``). With a checker, ``revocation_required=True`` fails
-    closed when it has no answer; ``False`` lets the certificate through as ``"unchecked"``.
+    ``revocation_required=True`` (the default) fails closed whenever revocation cannot be
+    decided: no checker configured (``revocation=None``) or a checker without an answer.
+    ``False`` lets the certificate through, recorded as ``revocation_status="not_configured"``
+    (no checker) or ``"unchecked"`` (no answer).
     """
 
     auth_anchors: tuple[x509.Certificate, ...]
