@@ -26,9 +26,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $@
 
 check: $(STAMP)
-	$(BIN)/ruff check idp tests bench relying_party_demo
-	$(BIN)/ruff format --check idp tests bench relying_party_demo
-	$(BIN)/mypy idp
+	$(BIN)/ruff check idp tests bench relying_party_demo phone_simulator
+	$(BIN)/ruff format --check idp tests bench relying_party_demo phone_simulator
+	$(BIN)/mypy idp phone_simulator
 	$(BIN)/lint-imports
 
 # Exit status: pytest's; if pytest passed but `make check` failed, check's. One run at a time
