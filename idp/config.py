@@ -37,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "CODE_TTL": 60,
     "ACCESS_TOKEN_TTL": 600,
     "ID_TOKEN_TTL": 600,
+    "REFRESH_TOKEN_TTL": 14 * 24 * 3600,
+    "REFRESH_TOKEN_MAX_LIFETIME": 30 * 24 * 3600,
     "ASSERTION_MAX_LIFETIME": 300,
     "CLOCK_LEEWAY": 30,
     "KEY_CACHE_SECONDS": 60,
@@ -49,6 +51,12 @@ DEFAULTS: dict[str, Any] = {
     "JPKI_SIGN_ANCHORS": [],
     "REVOCATION_REQUIRED": True,
     "ENROLLMENT_MAX_AGE_DAYS": 365,
+    "QR_FRAME_WINDOW": 5,
+    "EVENTS_HEARTBEAT": 15,
+    "RATE_LIMIT_WINDOW": 60,
+    "RATE_LOGINS_PER_CLIENT": 600,
+    "RATE_LOGINS_PER_ADDRESS": 60,
+    "RATE_PICKUPS_PER_ADDRESS": 60,
 }
 
 #: The placeholder secret used by tests only; refused outside ``TESTING``.
@@ -85,6 +93,8 @@ class Settings:
     code_ttl: int
     access_token_ttl: int
     id_token_ttl: int
+    refresh_token_ttl: int
+    refresh_token_max_lifetime: int
     assertion_max_lifetime: int
     clock_leeway: int
     key_cache_seconds: int
@@ -97,6 +107,15 @@ class Settings:
     jpki_sign_anchors: tuple[Path, ...]
     revocation_required: bool
     enrollment_max_age_days: int
+    #: Seconds a QR frame stays acceptable after its second began (idp.handoff.qr).
+    qr_frame_window: int = 5
+    #: Seconds between heartbeat comments on the login page's event stream.
+    events_heartbeat: int = 15
+    #: Rate limits (idp.handoff.ratelimit): events per window; 0 switches a limit off.
+    rate_limit_window: int = 60
+    rate_logins_per_client: int = 600
+    rate_logins_per_address: int = 60
+    rate_pickups_per_address: int = 60
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -147,20 +166,36 @@ class Settings:
                 "CODE_TTL",
                 "ACCESS_TOKEN_TTL",
                 "ID_TOKEN_TTL",
+                "REFRESH_TOKEN_TTL",
+                "REFRESH_TOKEN_MAX_LIFETIME",
                 "ASSERTION_MAX_LIFETIME",
                 "MAX_CONTENT_LENGTH",
                 "LOGIN_TTL",
                 "ENROLLMENT_MAX_AGE_DAYS",
                 "JWKS_MAX_AGE",
                 "DISCOVERY_MAX_AGE",
+                "QR_FRAME_WINDOW",
+                "EVENTS_HEARTBEAT",
+                "RATE_LIMIT_WINDOW",
             )
         }
         non_negative = {
             name: _positive_int(name, config.get(name, DEFAULTS[name]), problems, minimum=0)
-            for name in ("CLOCK_LEEWAY", "KEY_CACHE_SECONDS", "TRUSTED_PROXY_COUNT")
+            for name in (
+                "CLOCK_LEEWAY",
+                "KEY_CACHE_SECONDS",
+                "TRUSTED_PROXY_COUNT",
+                "RATE_LOGINS_PER_CLIENT",
+                "RATE_LOGINS_PER_ADDRESS",
+                "RATE_PICKUPS_PER_ADDRESS",
+            )
         }
+        if ints["QR_FRAME_WINDOW"] > 30:
+            problems.append("IDP_QR_FRAME_WINDOW must be at most 30 seconds")
         if ints["CODE_TTL"] > 600:
             problems.append("IDP_CODE_TTL must be at most 600 seconds")
+        if ints["REFRESH_TOKEN_MAX_LIFETIME"] < ints["REFRESH_TOKEN_TTL"]:
+            problems.append("IDP_REFRESH_TOKEN_MAX_LIFETIME must be at least IDP_REFRESH_TOKEN_TTL")
         try:
             redis_timeout = float(config.get("REDIS_TIMEOUT", DEFAULTS["REDIS_TIMEOUT"]))
         except (TypeError, ValueError):
@@ -184,6 +219,8 @@ class Settings:
             code_ttl=ints["CODE_TTL"],
             access_token_ttl=ints["ACCESS_TOKEN_TTL"],
             id_token_ttl=ints["ID_TOKEN_TTL"],
+            refresh_token_ttl=ints["REFRESH_TOKEN_TTL"],
+            refresh_token_max_lifetime=ints["REFRESH_TOKEN_MAX_LIFETIME"],
             assertion_max_lifetime=ints["ASSERTION_MAX_LIFETIME"],
             clock_leeway=non_negative["CLOCK_LEEWAY"],
             key_cache_seconds=non_negative["KEY_CACHE_SECONDS"],
@@ -196,6 +233,12 @@ class Settings:
             jpki_sign_anchors=_paths(config.get("JPKI_SIGN_ANCHORS")),
             revocation_required=_boolean(config.get("REVOCATION_REQUIRED", True)),
             enrollment_max_age_days=ints["ENROLLMENT_MAX_AGE_DAYS"],
+            qr_frame_window=ints["QR_FRAME_WINDOW"],
+            events_heartbeat=ints["EVENTS_HEARTBEAT"],
+            rate_limit_window=ints["RATE_LIMIT_WINDOW"],
+            rate_logins_per_client=non_negative["RATE_LOGINS_PER_CLIENT"],
+            rate_logins_per_address=non_negative["RATE_LOGINS_PER_ADDRESS"],
+            rate_pickups_per_address=non_negative["RATE_PICKUPS_PER_ADDRESS"],
             extra={k: v for k, v in config.items() if k not in DEFAULTS},
         )
 

@@ -32,11 +32,39 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "demo_heading": "デモ：仮想カードを使う",
         "demo_steps": "これはテスト環境です。カードリーダーの代わりに、テスト住民の仮想カードを"
         "使えます（暗証番号 1234、署名用パスワード ABC123）。",
-        "phone_heading": "スマートフォンを使う",
-        "phone_soon": "スマートフォンでの読み取りは準備中です。",
+        "phone_heading": "スマートフォンで読み取る",
+        "phone_steps": "スマートフォンの myna-idp アプリを開き、アプリでこの QR コードを"
+        "読み取ってください。QR コードは毎秒変わります。",
+        "qr_alt": "ログイン用の QR コード（毎秒更新）。確認コード {code}",
+        "qr_show_text": "QR コードの内容を文字で表示",
+        "qr_text_note": "内容は毎秒変わり、数秒で無効になります。",
+        "qr_enlarge": "QR コードを拡大",
+        "qr_shrink": "QR コードを元の大きさに戻す",
+        "qr_hidden": "スマートフォンが受け付けたため、QR コードは表示していません。",
+        "verification_heading": "確認コード",
+        "verification_note": "スマートフォンに同じ番号が表示されていることを確かめてから、"
+        "暗証番号を入力してください。番号が違うときは、スマートフォンで操作をやめてください。",
+        "same_device_heading": "このスマートフォンで続ける",
+        "same_device_steps": "このページをスマートフォンで開いているときは、アプリを開いて"
+        "カードを読み取ってください。終わるとこのページに戻ります。",
+        "open_app": "myna-idp アプリを開く",
+        "phone_intro": "このページは、パソコンなどに表示された QR コードから開かれました。",
+        "phone_app_steps": "ログインを続けるには myna-idp アプリを開き、アプリの読み取り機能で"
+        "パソコンの QR コードを読み取ってください。",
+        "phone_open_note": "このボタンは QR コードを読み取ってから数秒の間だけ使えます。"
+        "うまくいかないときは、アプリで QR コードを読み取り直してください。",
+        "phone_check": "アプリには、ログインを求めているサービス名とそのアドレス、"
+        "確認コードが表示されます。パソコンと同じ確認コードか必ず確かめてください。"
+        "自分で始めたログインでなければ、続けないでください。",
+        "phone_invalid": "この QR コードは正しくありません。"
+        "パソコンの画面の QR コードを読み取り直してください。",
+        "rate_limited": "ログインの要求が多すぎます。しばらく待ってからもう一度お試しください。",
+        "status_checking": "カードを確認しています…",
+        "status_unavailable": "一時的に状況を確認できません。自動的に再試行しています…",
         "status_heading": "状況",
         "status_created": "カードの読み取りを待っています。",
-        "status_picked_up": "カードを読み取っています。端末の案内に従ってください。",
+        "status_picked_up": "カードを待っています。スマートフォンや端末の案内に従って、"
+        "マイナンバーカードを読み取らせてください。",
         "status_enroll_needed": "初回のため、署名用電子証明書のパスワード"
         "（英数字6〜16文字）も必要です。"
         "端末の案内に従ってください。",
@@ -49,7 +77,8 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "cancel": "ログインをやめる",
         "retry": "もう一度試す",
         "expires_note": "この画面は {minutes} 分で無効になります。",
-        "noscript": "JavaScript が無効な場合は、カードの読み取り後に「次へ」を押してください。",
+        "noscript": "JavaScript が無効な場合は、QR コードが古くならないうちにページを再読み込みし、"
+        "カードの読み取り後に「次へ」を押してください。",
         "consent_title": "情報提供への同意",
         "consent_intro": "{client} に次の情報を提供します。内容を確認してください。",
         "consent_source": "情報はマイナンバーカードの署名用電子証明書で確認したものです"
@@ -62,6 +91,9 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "item_address": "住所",
         "item_birthdate": "生年月日",
         "item_gender": "性別",
+        "item_offline_access": "ログインしていない間の利用",
+        "value_offline_access": "ログインしていない間も、このサービスが上記の情報を"
+        "引き続き受け取れます（同意を取り消すまで）。",
         "gender_male": "男性",
         "gender_female": "女性",
         "gender_other": "その他・不明",
@@ -71,6 +103,11 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "not_verified_yet": "まだカードが確認されていません。カードの読み取りを完了してください。",
         "csrf_failed": "画面の有効期限が切れたか、不正な操作です。もう一度やり直してください。",
         "failure_default": "カードを確認できませんでした。",
+        "failure_user_cancelled": "スマートフォンでログインが中止されました。",
+        "failure_pin_blocked": "暗証番号がロックされています。"
+        "お住まいの市区町村の窓口で暗証番号の初期化を行ってください。",
+        "failure_card_unusable": "カードを読み取れませんでした。"
+        "カードの位置を確かめて、もう一度試してください。",
         "failure_certificate_expired": "カードの電子証明書の有効期限が切れています。",
         "failure_certificate_revoked": "カードの電子証明書が失効しています。",
         "failure_certificate_untrusted": "このカードの電子証明書は"
@@ -97,11 +134,39 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "demo_heading": "Demo: use a virtual card",
         "demo_steps": "This is a test installation. Instead of a reader you can use the virtual "
         "card of a test resident (PIN 1234, signature password ABC123).",
-        "phone_heading": "Use a smartphone",
-        "phone_soon": "Reading the card with a smartphone is coming soon.",
+        "phone_heading": "Scan with your smartphone",
+        "phone_steps": "Open the myna-idp app on your smartphone and scan this QR code with the "
+        "app. The code changes every second.",
+        "qr_alt": "Sign-in QR code (changes every second). Verification code {code}",
+        "qr_show_text": "Show the QR code as text",
+        "qr_text_note": "It changes every second and is valid for a few seconds only.",
+        "qr_enlarge": "Enlarge the QR code",
+        "qr_shrink": "Make the QR code smaller again",
+        "qr_hidden": "Your smartphone has taken over, so the QR code is no longer shown.",
+        "verification_heading": "Verification code",
+        "verification_note": "Check that your smartphone shows the same number before you enter "
+        "your PIN. If the number differs, stop on your smartphone.",
+        "same_device_heading": "Continue on this smartphone",
+        "same_device_steps": "If you opened this page on your smartphone, open the app and read "
+        "your card. You will come back to this page afterwards.",
+        "open_app": "Open the myna-idp app",
+        "phone_intro": "You opened this page from a QR code shown on a computer or another screen.",
+        "phone_app_steps": "To sign in, open the myna-idp app and scan the computer's QR code with "
+        "the app's scanner.",
+        "phone_open_note": "This button works only for a few seconds after scanning. If it does "
+        "not, scan the QR code again from within the app.",
+        "phone_check": "The app shows the service asking you to sign in, its address and a "
+        "verification code. Always check that the code is the same as on the computer. If you "
+        "did not start this sign-in yourself, do not continue.",
+        "phone_invalid": "This QR code is not valid. "
+        "Scan the QR code on the computer screen again.",
+        "rate_limited": "Too many sign-in requests. Please wait a moment and try again.",
+        "status_checking": "Checking your card…",
+        "status_unavailable": "The status cannot be checked right now. Retrying automatically…",
         "status_heading": "Status",
         "status_created": "Waiting for the card.",
-        "status_picked_up": "Reading the card. Follow the instructions on your device.",
+        "status_picked_up": "Waiting for your card. Follow the instructions on your smartphone "
+        "or device and let it read your My Number card.",
         "status_enroll_needed": "First sign-in: the signature certificate password (6-16 letters "
         "and digits) is needed too. Follow the instructions on your device.",
         "status_card_verified": "Your card was verified. Continuing.",
@@ -113,7 +178,8 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "cancel": "Cancel sign-in",
         "retry": "Try again",
         "expires_note": "This page expires in {minutes} minutes.",
-        "noscript": "Without JavaScript, press Continue after the card has been read.",
+        "noscript": "Without JavaScript, reload the page for a fresh QR code, and press Continue "
+        "after the card has been read.",
         "consent_title": "Consent to share your information",
         "consent_intro": "{client} will receive the following information. Please check it.",
         "consent_source": "Verified with the signature certificate of your My Number card "
@@ -126,6 +192,9 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "item_address": "Address",
         "item_birthdate": "Date of birth",
         "item_gender": "Gender",
+        "item_offline_access": "Access while you are signed out",
+        "value_offline_access": "This service can keep receiving the items above while you are "
+        "signed out (until you withdraw your consent).",
         "gender_male": "Male",
         "gender_female": "Female",
         "gender_other": "Other / unknown",
@@ -135,6 +204,10 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "not_verified_yet": "The card has not been verified yet. Please finish reading the card.",
         "csrf_failed": "The page has expired or the request is not valid. Please try again.",
         "failure_default": "The card could not be verified.",
+        "failure_user_cancelled": "The sign-in was stopped on the smartphone.",
+        "failure_pin_blocked": "The PIN is locked. Have it reset at your municipal office.",
+        "failure_card_unusable": "The card could not be read. Check how the card is placed and "
+        "try again.",
         "failure_certificate_expired": "The card's certificate has expired.",
         "failure_certificate_revoked": "The card's certificate has been revoked.",
         "failure_certificate_untrusted": "The card's certificate is not from a trusted issuer.",

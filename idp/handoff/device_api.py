@@ -6,6 +6,9 @@ JSON only, no cookies, versioned in the path; documented in ``docs/device-api.md
 =======  ==============================================  =======================================
 method   path                                            answer
 =======  ==============================================  =======================================
+POST     /device/v1/pickup                               a phone presents a QR frame (``qr``):
+                                                         the handoff URL, the verification code
+                                                         and the challenge (single use)
 GET      /device/v1/transactions/<handoff id>            the challenge to sign (marks the
                                                          transaction ``picked_up``)
 POST     /device/v1/transactions/<handoff id>/response   the card response: ``verified``, or
@@ -36,6 +39,8 @@ from idp.handoff.login import (
     parse_card_response,
     verify_card_response,
 )
+from idp.handoff.qr import QrError, check_fresh, check_mac, parse_frame
+from idp.handoff.ratelimit import RateLimitedError, check_pickup
 from idp.handoff.transaction import (
     DEVICE_STATES,
     LoginTransaction,
@@ -150,6 +155,51 @@ def get_challenge(handoff_id: str) -> Response:
     return _json(challenge_document(transaction, now))
 
 
+@bp.post("/pickup")
+def pickup() -> Response:
+    """A phone presents the QR frame it scanned and takes the transaction (once)."""
+    settings = get_settings()
+    check_pickup(get_store(), settings, remote_addr=request.remote_addr)
+    body = _body()
+    content = body.get("qr") if isinstance(body, dict) else None
+    now = time.time()
+    store = transactions()
+    try:
+        frame = parse_frame(content, settings.issuer)
+        transaction = store.by_qr(frame.token)
+        if transaction is None:
+            raise DeviceError("qr_unknown")
+        check_mac(frame, secret=transaction.qr_key)
+        state = transaction.status(now)
+        if state is TxState.EXPIRED:
+            raise DeviceError("transaction_expired")
+        if state in (TxState.PICKED_UP, TxState.ENROLL_NEEDED, TxState.CARD_VERIFIED):
+            raise DeviceError("already_picked_up")
+        if state is not TxState.CREATED:
+            raise DeviceError("transaction_closed")
+        check_fresh(frame, start=transaction.qr_start, now=now, window=settings.qr_frame_window)
+    except QrError as error:
+        raise DeviceError(error.code, str(error)) from error
+    try:
+        picked = store.pick_up(transaction)
+    except TransactionConflictError as exc:
+        raise DeviceError("transaction_conflict") from exc
+    if picked is None:
+        raise DeviceError("already_picked_up")
+    log.info("login %s picked up by QR", picked.id[:8])
+    ctx = picked.ctx
+    return _json(
+        {
+            "handoff_url": handoff_url(picked),
+            "verification_code": picked.verification_code,
+            "client_name": ctx.client_name,
+            "client_name_en": ctx.client_name_en,
+            "origin": picked.origin,
+            "challenge": challenge_document(picked, now),
+        }
+    )
+
+
 @bp.post("/transactions/<handoff_id>/response")
 def post_response(handoff_id: str) -> Response:
     body = _body()
@@ -157,6 +207,8 @@ def post_response(handoff_id: str) -> Response:
     now = time.time()
     check_open(transaction, now)
     card_response = parse_card_response(body, purpose=transaction.purpose)
+    if transaction.status(now) in DEVICE_STATES:
+        transactions().announce(transaction, "checking")
     settings = get_settings()
     try:
         trust = get_trust()
@@ -206,6 +258,14 @@ def device_error(error: DeviceError) -> Response:
     return error_response(error)
 
 
+@bp.errorhandler(RateLimitedError)
+def rate_limited(error: RateLimitedError) -> Response:
+    log.warning("device API: %s", error)
+    response = error_response(DeviceError("rate_limited"))
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
 @bp.errorhandler(StoreUnavailableError)
 def store_unavailable(error: StoreUnavailableError) -> Response:
     log.error("ephemeral store unavailable: %s", error)
@@ -217,7 +277,7 @@ def too_large(error: RequestEntityTooLarge) -> Response:
     return error_response(DeviceError("request_too_large"))
 
 
-_RESOURCE = re.compile(r"transactions/[^/]+(?:/response|/cancel)?")
+_RESOURCE = re.compile(r"transactions/[^/]+(?:/response|/cancel)?|pickup")
 
 
 @bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])

@@ -3,16 +3,22 @@
 - :func:`start_login` is the login starter ``/authorize`` hands a validated request to
   (:func:`idp.oidc.authorize.register_login_starter`): it creates the transaction, sets the
   browser-binding cookie and redirects (303) to ``/login/<transaction id>``.
-- ``GET /login/<id>`` shows who is asking, the items asked for, the desktop-reader command
-  ``idp card login <handoff URL>`` and the live status; ``login.js`` polls
-  ``GET /login/<id>/status`` and moves on by itself; without JavaScript a Continue button does.
+- ``GET /login/<id>`` shows who is asking, the items asked for, the rotating QR code for the
+  phone with the verification code, the same-device app link, the desktop-reader command
+  ``idp card login <handoff URL>`` and the live status. ``login.js`` fetches a new QR frame
+  every second from ``GET /login/<id>/qr``, follows ``GET /login/<id>/events`` (server-sent
+  events, :mod:`idp.handoff.events`) and falls back to polling ``GET /login/<id>/status``; it
+  moves on by itself. Without JavaScript a Continue button does.
+- ``GET /m/<qr token>``: the page a phone's camera opens from the QR code (no app yet): what to
+  do, and the app link. It reads nothing from Redis and picks nothing up.
 - ``GET /login/<id>/continue``: after the card was verified, the consent page (or straight back
   to the relying party when the remembered consent covers the request).
 - ``POST /login/<id>/consent`` (approve / deny), ``/cancel``, ``/retry``: CSRF-protected forms.
 
-Every route answers only the browser holding the binding cookie of that transaction (403
-otherwise). Pages are Japanese first; ``?lang=en`` (or ``ui_locales=en`` in the authorization
-request) switches to English.
+Every ``/login`` route answers only the browser holding the binding cookie of that transaction
+(403 otherwise). Creating a transaction is rate limited per client and per address
+(:mod:`idp.handoff.ratelimit`: 429 with ``Retry-After``). Pages are Japanese first;
+``?lang=en`` (or ``ui_locales=en`` in the authorization request) switches to English.
 """
 
 from __future__ import annotations
@@ -21,13 +27,29 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any, Final
+from urllib.parse import quote
 
-from flask import Blueprint, Response, json, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    json,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from markupsafe import Markup
 
 from idp.account.consent import consent_items, consent_required, remember_consent
-from idp.account.texts import pick_locale, text
-from idp.extensions import get_settings
+from idp.account.texts import TEXTS, pick_locale, text
+from idp.extensions import get_settings, get_store
 from idp.handoff.device_api import handoff_url, transactions
+from idp.handoff.events import EventHub, event_stream
+from idp.handoff.qr import QrError, frame_at, parse_frame
+from idp.handoff.qr_image import qr_svg
+from idp.handoff.ratelimit import RateLimitedError, check_login_creation
 from idp.handoff.transaction import (
     FINAL_STATES,
     MAX_RETRIES,
@@ -42,11 +64,14 @@ from idp.oidc.authorize import AuthorizationContext, deny_authorization, finish_
 from idp.oidc.claims import ACR_CARD_PIN, AMR_CARD_PIN
 from idp.storage.residents import get_resident
 
-__all__ = ["POLL_INTERVAL_MS", "bp", "start_login"]
+__all__ = ["APP_LINK_SCHEME", "POLL_INTERVAL_MS", "QR_REFRESH_MS", "bp", "event_hub", "start_login"]
 
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL_MS: Final = 1500
+QR_REFRESH_MS: Final = 1000
+APP_LINK_SCHEME: Final = "myna-idp"
+_HUB: Final = "myna.events"
 
 bp = Blueprint("handoff", __name__)
 
@@ -77,6 +102,13 @@ def _browser_key() -> str | None:
 def start_login(ctx: AuthorizationContext) -> Response:
     """Create the login transaction for ``ctx``, bind it to this browser, show the login page."""
     settings = get_settings()
+    locale = pick_locale(request.args.get("lang"), ctx.ui_locales)
+    try:
+        check_login_creation(
+            get_store(), settings, client_id=ctx.client_id, remote_addr=request.remote_addr
+        )
+    except RateLimitedError as error:
+        return _rate_limited(error, locale)
     key = _browser_key() or new_browser_key()
     transaction = transactions().create(
         ctx,
@@ -103,6 +135,61 @@ def _set_cookie(response: Response, key: str) -> None:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def event_hub(app: Flask | None = None) -> EventHub:
+    """The app's login event hub (one pattern subscription per process, started on demand)."""
+    application = app or current_app
+    hub = application.extensions.get(_HUB)
+    if hub is None:
+        hub = application.extensions.setdefault(_HUB, EventHub(lambda: get_store(application)))
+    assert isinstance(hub, EventHub)
+    return hub
+
+
+def _rate_limited(error: RateLimitedError, locale: str) -> Response:
+    log.warning("login refused: %s", error)
+    response = _message_page(None, None, "rate_limited", locale, status=429)
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def app_link(frame_url: str, return_url: str | None = None) -> str:
+    """``myna-idp://handoff?qr=<frame URL>[&return=<page URL>]`` (both percent-encoded)."""
+    link = f"{APP_LINK_SCHEME}://handoff?qr={quote(frame_url, safe='')}"
+    if return_url is not None:
+        link += f"&return={quote(return_url, safe='')}"
+    return link
+
+
+def _page_url(transaction: LoginTransaction) -> str:
+    return get_settings().endpoint(f"/login/{transaction.id}")
+
+
+def _frame_document(transaction: LoginTransaction, locale: str, now: float) -> dict[str, Any]:
+    """The current QR frame: content, t, SVG markup, verification code, same-device link."""
+    settings = get_settings()
+    transaction = transactions().mark_qr_shown(transaction, now)
+    assert transaction.qr_start is not None
+    frame = frame_at(transaction.qr_token, transaction.qr_key, transaction.qr_start, now)
+    content = frame.url(settings.issuer)
+    return {
+        "content": content,
+        "t": frame.t,
+        "svg": qr_svg(content, title=text(locale, "qr_alt", code=transaction.verification_code)),
+        "verification_code": transaction.verification_code,
+        "app_link": app_link(content, _page_url(transaction)),
+    }
+
+
+def _describe(locale: str) -> Callable[[str, str | None], str]:
+    def describe(state: str, reason: str | None) -> str:
+        if state == TxState.FAILED.value:
+            return text(locale, _failure_key(reason) or "status_failed")
+        key = f"status_{state}"
+        return text(locale, key if key in TEXTS[locale] else "status_created")
+
+    return describe
 
 
 class _PageError(Exception):
@@ -191,6 +278,9 @@ def _failure_key(code: str | None) -> str | None:
     if code is None:
         return None
     known = {
+        "user_cancelled",
+        "pin_blocked",
+        "card_unusable",
         "certificate_expired",
         "certificate_revoked",
         "certificate_untrusted",
@@ -229,12 +319,24 @@ def login_page(transaction_id: str) -> Response:
     state = transaction.status(now)
     if state in FINAL_STATES:
         return _message_page(transaction, binding, _status_key(state), locale)
+    if state is TxState.CARD_VERIFIED:
+        # Back from the app on the same device: straight on.
+        return redirect(
+            url_for("handoff.continue_login", transaction_id=transaction.id, lang=locale)
+        )
+    frame = _frame_document(transaction, locale, now) if state is TxState.CREATED else None
     ctx = transaction.ctx
     client = ctx.client_name_en if locale == "en" and ctx.client_name_en else ctx.client_name
     return _page(
         "handoff/login.html",
         locale,
         transaction=transaction,
+        frame=frame,
+        qr_markup=Markup(frame["svg"]) if frame else None,  # noqa: S704 - our own SVG
+        verification_code=transaction.verification_code,
+        qr_url=url_for("handoff.qr", transaction_id=transaction.id, lang=locale),
+        events_url=url_for("handoff.events", transaction_id=transaction.id, lang=locale),
+        qr_refresh_ms=QR_REFRESH_MS,
         client=client,
         items=[text(locale, f"item_{item}") for item in ctx.requested_items],
         command=f"idp card login {handoff_url(transaction)}",
@@ -255,17 +357,13 @@ def status(transaction_id: str) -> Response:
     try:
         transaction, _ = _owned(transaction_id)
     except _PageError as error:
-        code = "expired" if error.status == 410 else "forbidden"
-        body = {"state": TxState.EXPIRED.value if code == "expired" else None, "error": code}
-        return _no_store(
-            Response(json.dumps(body), status=error.status, mimetype="application/json")
-        )
+        return _json_refusal(error)
     now = time.time()
     state = transaction.status(now)
     locale = _locale(transaction)
     document = {
         "state": state.value,
-        "message": text(locale, _status_key(state)),
+        "message": _describe(locale)(state.value, transaction.failure),
         "failure": transaction.failure,
         "expires_in": max(0, transaction.expires_at - int(now)),
         "continue_url": url_for(
@@ -273,6 +371,66 @@ def status(transaction_id: str) -> Response:
         ),
     }
     return _no_store(Response(json.dumps(document), mimetype="application/json"))
+
+
+def _json_refusal(error: _PageError) -> Response:
+    code = "expired" if error.status == 410 else "forbidden"
+    body = {"state": TxState.EXPIRED.value if code == "expired" else None, "error": code}
+    return _no_store(Response(json.dumps(body), status=error.status, mimetype="application/json"))
+
+
+@bp.get("/login/<transaction_id>/qr")
+def qr(transaction_id: str) -> Response:
+    """The current QR frame (JSON), only for the owning browser and only while not picked up."""
+    try:
+        transaction, _ = _owned(transaction_id)
+    except _PageError as error:
+        return _json_refusal(error)
+    now = time.time()
+    state = transaction.status(now)
+    if state is not TxState.CREATED:
+        body = {"state": state.value, "error": "not_waiting"}
+        status_code = 410 if state is TxState.EXPIRED else 409
+        return _no_store(
+            Response(json.dumps(body), status=status_code, mimetype="application/json")
+        )
+    document = _frame_document(transaction, _locale(transaction), now)
+    return _no_store(Response(json.dumps(document), mimetype="application/json"))
+
+
+@bp.get("/login/<transaction_id>/events")
+def events(transaction_id: str) -> Response:
+    """Server-sent events with the transaction's state (see :mod:`idp.handoff.events`)."""
+    try:
+        transaction, _ = _owned(transaction_id)
+    except _PageError as error:
+        return _json_refusal(error)
+    locale = _locale(transaction)
+    stream = event_stream(
+        event_hub(),
+        transactions(),
+        transaction.id,
+        heartbeat=get_settings().events_heartbeat,
+        describe=_describe(locale),
+    )
+    response = Response(stream_with_context(stream), mimetype="text/event-stream")
+    response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+    return _no_store(response)
+
+
+@bp.get("/m/<qr_token>")
+def phone_landing(qr_token: str) -> Response:
+    """Where a phone camera lands from the QR code: open the app (nothing is picked up here)."""
+    settings = get_settings()
+    locale = _locale()
+    content = settings.endpoint(f"/m/{qr_token}")
+    if request.query_string:
+        content += "?" + request.query_string.decode("ascii", "replace")
+    try:
+        parse_frame(content, settings.issuer)
+    except QrError:
+        return _page("handoff/phone.html", locale, 400, valid=False, app_link=None)
+    return _page("handoff/phone.html", locale, valid=True, app_link=app_link(content))
 
 
 @bp.get("/login/<transaction_id>/continue")
@@ -382,6 +540,15 @@ def retry(transaction_id: str) -> Response:
     state = transaction.status(time.time())
     if state not in (TxState.FAILED, TxState.EXPIRED) or transaction.retries >= MAX_RETRIES:
         return _message_page(transaction, binding, _status_key(state), locale, status=409)
+    try:
+        check_login_creation(
+            get_store(),
+            get_settings(),
+            client_id=transaction.ctx.client_id,
+            remote_addr=request.remote_addr,
+        )
+    except RateLimitedError as error:
+        return _rate_limited(error, locale)
     store = transactions()
     if not store.claim_finish(transaction):
         return _message_page(transaction, binding, "status_finished", locale, status=409)

@@ -22,6 +22,15 @@ Each round's nonce is also stored under its own key and taken with ``GETDEL`` wh
 answers, so a response can be verified at most once (a replay finds no nonce). Updates are
 compare-and-set on a ``version`` field (one Lua script), so the device and the browser cannot
 overwrite each other's transitions.
+
+The phone finds the transaction through its rotating QR code (:mod:`idp.handoff.qr`): the record
+holds ``qr_token``, ``qr_secret`` and ``qr_start``, and ``qr:<token>`` points to the transaction.
+:meth:`TransactionStore.pick_up` moves ``created`` to ``picked_up`` by that compare-and-set, so of
+two phones racing exactly one wins.
+
+Every state change is published on the Redis channel ``login-events:<transaction id>``
+(:meth:`TransactionStore.update` is the one place that writes a state), so whichever instance
+serves the browser's event stream (:mod:`idp.handoff.events`) learns of it at once.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import time
 from dataclasses import asdict, dataclass, replace
@@ -39,6 +49,7 @@ from typing import Any, Final
 from redis.exceptions import RedisError
 
 from idp.card.challenge import Challenge, new_nonce
+from idp.handoff.qr import new_qr_secret, new_qr_token, verification_code
 from idp.oidc.authorize import AuthorizationContext
 from idp.storage.ephemeral import EphemeralStore, StoreUnavailableError
 
@@ -50,8 +61,11 @@ __all__ = [
     "TransactionStore",
     "TxState",
     "cookie_name",
+    "events_channel",
     "new_browser_key",
 ]
+
+log = logging.getLogger(__name__)
 
 GRACE_SECONDS: Final = 120
 """How long an expired or ended transaction is kept to answer "expired" / "finished"."""
@@ -91,6 +105,11 @@ FINAL_STATES: Final = frozenset(
 
 class TransactionConflictError(Exception):
     """Someone else changed the transaction between our read and our write."""
+
+
+def events_channel(transaction_id: str) -> str:
+    """The pub/sub channel (before the store's prefix) of one transaction's state changes."""
+    return f"login-events:{transaction_id}"
 
 
 def _token() -> str:
@@ -159,6 +178,19 @@ class LoginTransaction:
     failure: str | None = None
     retries: int = 0
     enrollment: str | None = None
+    #: The rotating QR (idp.handoff.qr): its token, its secret (hex), when it was first shown.
+    qr_token: str = ""
+    qr_secret: str = ""
+    qr_start: int | None = None
+
+    @property
+    def qr_key(self) -> bytes:
+        return bytes.fromhex(self.qr_secret)
+
+    @property
+    def verification_code(self) -> str:
+        """The four digits shown on the computer and on the phone."""
+        return verification_code(self.qr_key)
 
     @property
     def ctx(self) -> AuthorizationContext:
@@ -211,6 +243,10 @@ class TransactionStore:
     def _nonce(transaction_id: str) -> str:
         return f"login-nonce:{transaction_id}"
 
+    @staticmethod
+    def _qr(qr_token: str) -> str:
+        return f"qr:{qr_token}"
+
     # -- create / read ------------------------------------------------------------------------
 
     def create(
@@ -238,10 +274,13 @@ class TransactionStore:
             nonce=new_nonce(),
             locale=locale,
             retries=retries,
+            qr_token=new_qr_token(),
+            qr_secret=new_qr_secret(),
         )
         keep = self.ttl + GRACE_SECONDS
         self._store.put(self._record(transaction.id), transaction.to_json(), ttl=keep)
         self._store.put(self._handoff(transaction.handoff_id), transaction.id, ttl=keep)
+        self._store.put(self._qr(transaction.qr_token), transaction.id, ttl=keep)
         self._store.put(self._nonce(transaction.id), transaction.nonce, ttl=self.ttl)
         return transaction
 
@@ -267,6 +306,18 @@ class TransactionStore:
             return None
         return transaction
 
+    def by_qr(self, qr_token: str) -> LoginTransaction | None:
+        """The transaction whose QR token this is (the phone's way in)."""
+        if not _plausible_id(qr_token):
+            return None
+        transaction_id = self._store.get(self._qr(qr_token))
+        if transaction_id is None:
+            return None
+        transaction = self.get(transaction_id.decode("ascii", "replace"))
+        if transaction is None or not hmac.compare_digest(transaction.qr_token, qr_token):
+            return None
+        return transaction
+
     # -- updates ------------------------------------------------------------------------------
 
     def update(self, transaction: LoginTransaction, **changes: Any) -> LoginTransaction:
@@ -283,7 +334,57 @@ class TransactionStore:
             raise StoreUnavailableError(f"Redis failed: {type(exc).__name__}") from exc
         if int(result) != 1:
             raise TransactionConflictError(transaction.id)
+        if updated.state != transaction.state:
+            self.announce(updated, updated.state)
         return updated
+
+    def announce(self, transaction: LoginTransaction, state: str) -> None:
+        """Publish ``state`` (a new state, or the transient ``checking``) to the event streams.
+
+        A failed publish is logged, not raised: the change itself is stored, and the page's
+        stream re-reads the record on its next heartbeat (and polling is the fallback).
+        """
+        message = json.dumps(
+            {"state": state, "reason": transaction.failure, "version": transaction.version},
+            separators=(",", ":"),
+        )
+        try:
+            self._store.publish(events_channel(transaction.id), message)
+        except StoreUnavailableError as exc:
+            log.warning("login %s: state %s not published: %s", transaction.id[:8], state, exc)
+
+    def mark_qr_shown(self, transaction: LoginTransaction, now: float) -> LoginTransaction:
+        """Set ``qr_start`` the first time the QR is shown (later calls change nothing)."""
+        for _ in range(5):
+            if transaction.qr_start is not None:
+                return transaction
+            try:
+                return self.update(transaction, qr_start=int(now))
+            except TransactionConflictError:
+                fresh = self.get(transaction.id)
+                if fresh is None:
+                    return transaction
+                transaction = fresh
+        raise TransactionConflictError(transaction.id)
+
+    def pick_up(self, transaction: LoginTransaction) -> LoginTransaction | None:
+        """Move ``created`` to ``picked_up``; None if someone else picked it up first.
+
+        The write is the versioned compare-and-set, so of any number of concurrent callers
+        exactly one gets the transaction back. A conflict caused by another change (the page
+        switching language, the QR being shown) is retried on the fresh record.
+        """
+        for _ in range(10):
+            if TxState(transaction.state) is not TxState.CREATED:
+                return None
+            try:
+                return self.update(transaction, state=TxState.PICKED_UP)
+            except TransactionConflictError:
+                fresh = self.get(transaction.id)
+                if fresh is None:
+                    return None
+                transaction = fresh
+        raise TransactionConflictError(transaction.id)
 
     def take_nonce(self, transaction: LoginTransaction) -> str | None:
         """The current round's nonce, removed (``GETDEL``): None if already used or expired."""

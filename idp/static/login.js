@@ -1,32 +1,156 @@
-// The login page: poll the status endpoint (owned by this browser's cookie) and move on when the
-// card has been verified. Without JavaScript the page still works with its Continue button.
+// The login page. Follows the transaction's state as server-sent events (GET .../events, backed
+// by Redis pub/sub) and falls back to polling GET .../status; while nobody has picked the login
+// up it redraws the QR code every second from GET .../qr. All three answer only this browser.
+// Without JavaScript the page still works: a reload gives a fresh QR code, Continue moves on.
 (function () {
   "use strict";
   var status = document.getElementById("login-status");
   if (!status) { return; }
   var statusUrl = status.getAttribute("data-status-url");
   var continueUrl = status.getAttribute("data-continue-url");
+  var eventsUrl = status.getAttribute("data-events-url");
+  var qrUrl = status.getAttribute("data-qr-url");
   var interval = parseInt(status.getAttribute("data-poll-ms"), 10) || 1500;
+  var qrInterval = parseInt(status.getAttribute("data-qr-ms"), 10) || 1000;
+  var unavailable = status.getAttribute("data-unavailable");
   var state = status.getAttribute("data-state");
   var finalStates = { finished: 1, cancelled: 1, failed: 1, expired: 1 };
+  var done = false;
+  var polling = false;
+
+  var qrArea = document.getElementById("qr-area");
+  var qrHidden = document.getElementById("qr-hidden");
+  var qrImage = document.getElementById("qr-image");
+  var qrContent = document.getElementById("qr-content");
+  var appLink = document.getElementById("app-link");
+  var sameDevice = document.getElementById("same-device");
 
   function show(message) {
     if (message && status.textContent !== message) { status.textContent = message; }
   }
 
+  function hideQr() {
+    if (qrArea && !qrArea.hidden) { qrArea.hidden = true; }
+    if (sameDevice) { sameDevice.hidden = true; }
+    if (qrHidden) { qrHidden.hidden = false; }
+  }
+
+  // One state change, from an event or a poll. Returns true when the page leaves.
+  function apply(newState, message) {
+    if (done) { return true; }
+    if (newState !== "created") { hideQr(); }
+    state = newState;
+    status.setAttribute("data-state", newState);
+    show(message);
+    if (newState === "card_verified") {
+      done = true;
+      window.location.assign(continueUrl);
+      return true;
+    }
+    if (finalStates[newState]) {
+      done = true;
+      window.location.reload();  // the server's page says why and offers to start again
+      return true;
+    }
+    return false;
+  }
+
+  // -- polling (the fallback) -------------------------------------------------------------------
   function poll() {
+    if (done) { return; }
     fetch(statusUrl, { credentials: "same-origin", cache: "no-store",
                        headers: { "Accept": "application/json" } })
-      .then(function (response) { return response.json(); })
-      .then(function (body) {
-        if (body.state !== state) { state = body.state; show(body.message); }
-        if (state === "card_verified") { window.location.assign(body.continue_url || continueUrl); return; }
-        if (finalStates[state] || !body.state) { window.location.reload(); return; }
-        window.setTimeout(poll, interval);
+      .then(function (response) {
+        if (response.status >= 500) { throw new Error("unavailable"); }
+        return response.json();
       })
-      .catch(function () { window.setTimeout(poll, interval * 2); });
+      .then(function (body) {
+        if (!body.state) { done = true; window.location.reload(); return; }
+        if (body.continue_url) { continueUrl = body.continue_url; }
+        if (!apply(body.state, body.message)) { window.setTimeout(poll, interval); }
+      })
+      .catch(function () {
+        show(unavailable);
+        window.setTimeout(poll, interval * 2);
+      });
   }
-  window.setTimeout(poll, interval);
+
+  function startPolling() {
+    if (polling || done) { return; }
+    polling = true;
+    window.setTimeout(poll, interval);
+  }
+
+  // -- server-sent events -----------------------------------------------------------------------
+  function listen() {
+    if (!window.EventSource || !eventsUrl) { startPolling(); return; }
+    var failures = 0;
+    var source = new EventSource(eventsUrl);
+    source.addEventListener("status", function (event) {
+      var body;
+      try { body = JSON.parse(event.data); } catch (e) { return; }
+      failures = 0;
+      if (!body.state) {  // the server lost Redis: say so and poll instead
+        source.close();
+        show(unavailable);
+        startPolling();
+        return;
+      }
+      if (apply(body.state, body.message)) { source.close(); }
+    });
+    source.onerror = function () {
+      failures += 1;
+      if (done) { source.close(); return; }
+      if (source.readyState === EventSource.CLOSED || failures >= 3) {
+        source.close();
+        startPolling();
+      }
+    };
+  }
+
+  // -- the rotating QR code ---------------------------------------------------------------------
+  function drawQr(body) {
+    if (qrImage && body.svg && window.DOMParser) {
+      var svg = new DOMParser().parseFromString(body.svg, "image/svg+xml").documentElement;
+      if (svg && svg.nodeName.toLowerCase() === "svg") {
+        qrImage.replaceChildren(document.importNode(svg, true));
+        qrImage.setAttribute("data-t", String(body.t));
+      }
+    }
+    if (qrContent) { qrContent.textContent = body.content; }
+    if (appLink && body.app_link) { appLink.setAttribute("href", body.app_link); }
+  }
+
+  function refreshQr() {
+    if (done || state !== "created" || !qrUrl) { return; }
+    fetch(qrUrl, { credentials: "same-origin", cache: "no-store",
+                   headers: { "Accept": "application/json" } })
+      .then(function (response) {
+        if (response.status === 409 || response.status === 410) {
+          hideQr();
+          startPolling();  // learn the new state even if the event stream is slow
+          return null;
+        }
+        if (response.status === 403) { done = true; return null; }
+        if (!response.ok) { throw new Error("qr"); }
+        return response.json();
+      })
+      .then(function (body) {
+        if (body) { drawQr(body); }
+        if (state === "created" && !done) { window.setTimeout(refreshQr, qrInterval); }
+      })
+      .catch(function () { window.setTimeout(refreshQr, qrInterval * 2); });
+  }
+
+  var enlarge = document.getElementById("qr-enlarge");
+  var figure = document.getElementById("qr-figure");
+  if (enlarge && figure) {
+    enlarge.addEventListener("click", function () {
+      var large = figure.classList.toggle("large");
+      enlarge.setAttribute("aria-pressed", large ? "true" : "false");
+      enlarge.textContent = enlarge.getAttribute(large ? "data-shrink" : "data-enlarge");
+    });
+  }
 
   var copy = document.getElementById("copy-command");
   var command = document.getElementById("reader-command");
@@ -38,4 +162,8 @@
       });
     });
   }
+
+  if (state !== "created") { hideQr(); }
+  listen();
+  window.setTimeout(refreshQr, qrInterval);
 })();
