@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from flask import (
     Blueprint,
@@ -230,7 +230,10 @@ def _translator(locale: str) -> Callable[..., str]:
 def _page(template: str, locale: str, status: int = 200, **context: Any) -> Response:
     other = "en" if locale == "ja" else "ja"
     transaction = context.get("transaction")
-    if isinstance(transaction, LoginTransaction) and request.method == "POST":
+    lang_url = context.pop("lang_url", None)
+    if lang_url is not None:
+        lang_url = f"{lang_url}lang={other}"
+    elif isinstance(transaction, LoginTransaction) and request.method == "POST":
         # A page answering a form post: switch language on the login page, not the form URL.
         lang_url = url_for("handoff.login_page", transaction_id=transaction.id, lang=other)
     else:
@@ -423,14 +426,19 @@ def phone_landing(qr_token: str) -> Response:
     """Where a phone camera lands from the QR code: open the app (nothing is picked up here)."""
     settings = get_settings()
     locale = _locale()
-    content = settings.endpoint(f"/m/{qr_token}")
-    if request.query_string:
-        content += "?" + request.query_string.decode("ascii", "replace")
+    query = urlencode([(name, request.args.get(name, "")) for name in ("t", "c")])
+    content = settings.endpoint(f"/m/{qr_token}") + "?" + query
     try:
         parse_frame(content, settings.issuer)
     except QrError:
         return _page("handoff/phone.html", locale, 400, valid=False, app_link=None)
-    return _page("handoff/phone.html", locale, valid=True, app_link=app_link(content))
+    return _page(
+        "handoff/phone.html",
+        locale,
+        valid=True,
+        app_link=app_link(content),
+        lang_url=f"?{query}&",
+    )
 
 
 @bp.get("/login/<transaction_id>/continue")
