@@ -18,7 +18,7 @@ from idp.storage.residents import Resident
 
 __all__ = ["ConsentItem", "consent_items", "consent_required", "remember_consent"]
 
-ITEM_ORDER = ("name", "address", "birthdate", "gender")
+ITEM_ORDER = ("name", "address", "birthdate", "gender", "offline_access")
 
 
 @dataclass(frozen=True)
@@ -80,4 +80,6 @@ def _value(resident: Resident, scope: str, locale: str) -> str:
             )
             else resident.gender
         )
-    raise ValueError(f"not a basic-4 scope: {scope}")
+    if scope == "offline_access":
+        return text(locale, "value_offline_access")
+    raise ValueError(f"not a consent item: {scope}")

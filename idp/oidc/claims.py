@@ -28,6 +28,7 @@ __all__ = [
     "AMR_CARD_PIN",
     "BASIC4_SCOPES",
     "CLAIMS_BY_SCOPE",
+    "OFFLINE_ACCESS",
     "SUPPORTED_SCOPES",
     "userinfo_claims",
 ]
@@ -41,7 +42,11 @@ ACR_CARD_PIN = "urn:myna-idp:acr:jpki-card-pin"
 AMR_CARD_PIN: tuple[str, ...] = ("hwk", "sc", "pin", "mfa")
 
 BASIC4_SCOPES: tuple[str, ...] = ("name", "address", "birthdate", "gender")
-SUPPORTED_SCOPES: tuple[str, ...] = ("openid", *BASIC4_SCOPES)
+
+#: Asks for refresh tokens (OpenID Connect Core section 11); a consent item like the others.
+OFFLINE_ACCESS = "offline_access"
+
+SUPPORTED_SCOPES: tuple[str, ...] = ("openid", *BASIC4_SCOPES, OFFLINE_ACCESS)
 
 CLAIMS_BY_SCOPE: dict[str, tuple[str, ...]] = {
     "name": ("name", "family_name", "given_name"),

@@ -1,7 +1,8 @@
 """Client authentication at the token endpoint.
 
 - ``private_key_jwt`` (RFC 7523 via Authlib's ``JWTBearerClientAssertion``): ``iss`` =
-  ``sub`` = client id, ``aud`` = the token endpoint URL or the issuer, a short ``exp`` (at most
+  ``sub`` = client id, ``aud`` = the token endpoint URL, the issuer or the URL of the endpoint
+  called (revocation, introspection, PAR), a short ``exp`` (at most
   ``IDP_ASSERTION_MAX_LIFETIME`` seconds ahead), ``jti`` used once (Redis ``SET NX``), asymmetric
   algorithms only: ``none`` and HMAC algorithms are refused before any key is looked at, and
   client key sets may hold only public RSA / EC / OKP keys.
@@ -20,6 +21,7 @@ from typing import Any, cast
 
 import requests
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from flask import has_request_context, request
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, KeySetSerialization
@@ -50,6 +52,8 @@ ASSERTION_ALGS: tuple[str, ...] = (
     "RS512",
     "Ed25519",
 )
+#: Endpoints where clients authenticate; a client assertion may name any of them as ``aud``.
+CLIENT_AUTH_PATHS = frozenset({"/token", "/revoke", "/introspect", "/par"})
 _PUBLIC_KTYS = {"RSA", "EC", "OKP"}
 _PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k"}
 _JWKS_CACHE_TTL = 300
@@ -97,7 +101,12 @@ class PrivateKeyJwtAuth(JWTBearerClientAssertion):
         return store
 
     def get_audiences(self) -> list[str]:
-        return [self._settings.endpoint("/token"), self._settings.issuer]
+        """The token endpoint URL, the issuer and the URL of the endpoint being called
+        (revocation, introspection, pushed authorization requests)."""
+        audiences = [self._settings.endpoint("/token"), self._settings.issuer]
+        if has_request_context() and request.path in CLIENT_AUTH_PATHS:
+            audiences.append(self._settings.endpoint(request.path))
+        return audiences
 
     def extract_assertion(self, assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
         headers, claims = super().extract_assertion(assertion)

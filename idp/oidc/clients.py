@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from authlib.oauth2.rfc6749 import ClientMixin
 
 from idp.config import ID_TOKEN_ALGS
-from idp.oidc.claims import SUPPORTED_SCOPES
+from idp.oidc.claims import OFFLINE_ACCESS, SUPPORTED_SCOPES
 from idp.oidc.client_auth import hash_client_secret, public_key_set, verify_client_secret
 from idp.oidc.subject import SectorError, sector_for
 from idp.storage.clients import Client, get_client
@@ -89,14 +89,16 @@ class OAuthClient(ClientMixin):
         return stored is not None and verify_client_secret(stored, client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        if endpoint == "token":
-            return method == self.row.token_endpoint_auth_method
-        return True
+        """Every endpoint takes the one method the client registered (token, revocation,
+        introspection, pushed authorization requests)."""
+        return method == self.row.token_endpoint_auth_method
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
+        if grant_type == "refresh_token":
+            return OFFLINE_ACCESS in self.row.allowed_scopes
         return grant_type == "authorization_code"
 
 
@@ -136,6 +138,7 @@ def new_client(
     sector_identifier: str | None = None,
     scopes: Sequence[str] = ("name", "address", "birthdate", "gender"),
     client_id: str | None = None,
+    resource_server: bool = False,
 ) -> NewClient:
     """Validate registration input and build the client (not yet stored)."""
     if not name.strip():
@@ -191,6 +194,7 @@ def new_client(
         id_token_signed_response_alg=id_token_alg,
         sector_identifier=sector_identifier,
         allowed_scopes=list(dict.fromkeys(s for s in scopes if s != "openid")),
+        resource_server=resource_server,
     )
     return NewClient(client=client, client_secret=secret)
 

@@ -7,6 +7,8 @@ from typing import Any
 from idp.config import ID_TOKEN_ALGS, Settings
 from idp.oidc.claims import ACR_CARD_PIN, SUPPORTED_SCOPES
 from idp.oidc.client_auth import ASSERTION_ALGS
+from idp.oidc.grants import TOKEN_ENDPOINT_AUTH_METHODS
+from idp.oidc.introspection import TokenIntrospection
 from idp.oidc.request_checks import PROMPTS
 
 __all__ = ["ENDPOINTS", "provider_metadata"]
@@ -16,6 +18,8 @@ ENDPOINTS = {
     "authorization_endpoint": "/authorize",
     "token_endpoint": "/token",
     "userinfo_endpoint": "/userinfo",
+    "revocation_endpoint": "/revoke",
+    "introspection_endpoint": "/introspect",
     "jwks_uri": "/jwks.json",
 }
 
@@ -29,15 +33,17 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
             "scopes_supported": list(SUPPORTED_SCOPES),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
             "subject_types_supported": ["pairwise"],
             "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGS),
-            "token_endpoint_auth_methods_supported": [
-                "private_key_jwt",
-                "client_secret_basic",
-                "none",
-            ],
+            "token_endpoint_auth_methods_supported": list(TOKEN_ENDPOINT_AUTH_METHODS),
             "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
+            "revocation_endpoint_auth_methods_supported": list(TOKEN_ENDPOINT_AUTH_METHODS),
+            "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
+            "introspection_endpoint_auth_methods_supported": list(
+                TokenIntrospection.CLIENT_AUTH_METHODS
+            ),
+            "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
             "code_challenge_methods_supported": ["S256"],
             "claims_supported": [
                 "sub",

@@ -76,7 +76,8 @@ ERRORS: dict[str, ErrorSpec] = {
     ),
     "invalid_grant": ErrorSpec(
         400,
-        "The authorization code is invalid, expired, already used or issued to another client.",
+        "The authorization code or refresh token is invalid, expired, already used, revoked "
+        "or issued to another client.",
         _BAD_REQUEST_JA,
         _BAD_REQUEST_EN,
     ),
@@ -88,7 +89,7 @@ ERRORS: dict[str, ErrorSpec] = {
     ),
     "unsupported_grant_type": ErrorSpec(
         400,
-        "Only grant_type=authorization_code is supported.",
+        "Only grant_type=authorization_code and refresh_token are supported.",
         _BAD_REQUEST_JA,
         _BAD_REQUEST_EN,
     ),

@@ -2,8 +2,8 @@
 
 Codes are opaque, stored in Redis under their SHA-256 for ``IDP_CODE_TTL`` seconds (60 by
 default) and redeemed with ``GETDEL`` (atomic: one redemption wins). Redemption leaves a
-``spent-code`` marker; presenting the code again finds it, revokes the access token the code
-issued (``revoked-grant:<code hash>``) and answers ``invalid_grant``.
+``spent-code`` marker; presenting the code again finds it, revokes every token the code
+issued, refresh tokens included (``revoked-grant:<code hash>``) and answers ``invalid_grant``.
 
 The ID token (:class:`IdToken`) carries ``iss aud exp iat auth_time nonce acr amr sub at_hash``
 and a ``kid`` header; it is signed with the client's ``id_token_signed_response_alg`` (ES256
@@ -17,7 +17,7 @@ import json
 import logging
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from authlib.oauth2.rfc6749 import grants
@@ -28,10 +28,11 @@ from idp.config import Settings
 from idp.oidc.errors import oauth_error
 from idp.oidc.keys import ActiveKey, KeyRing
 from idp.oidc.subject import pairwise_sub
-from idp.oidc.tokens import revoke_grant
+from idp.oidc.tokens import OFFLINE_ACCESS, grant_lifetime, revoke_grant
 from idp.storage.residents import get_resident
 
 __all__ = [
+    "TOKEN_ENDPOINT_AUTH_METHODS",
     "AuthenticatedResident",
     "AuthorizationCodeRecord",
     "CodeGrant",
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Client authentication at the token endpoint (each client uses the one it registered).
+TOKEN_ENDPOINT_AUTH_METHODS: tuple[str, ...] = ("private_key_jwt", "client_secret_basic", "none")
 
 
 def code_hash(code: str) -> str:
@@ -99,20 +103,18 @@ class AuthorizationCodeRecord:
 
 @dataclass(frozen=True)
 class TokenSubject:
-    """The resident as the token endpoint sees them: their id and this client's ``sub``."""
+    """The resident as the token endpoint sees them: their id, this client's ``sub`` and the
+    claims that go into the ID token besides Authlib's (``auth_time`` etc. on a refresh)."""
 
     resident_id: str
     sub: str
+    id_token_claims: dict[str, Any] = field(default_factory=dict)
 
 
 class CodeGrant(grants.AuthorizationCodeGrant):
     """Authorization code grant with Redis-backed single-use codes."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = [
-        "private_key_jwt",
-        "client_secret_basic",
-        "none",
-    ]
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = list(TOKEN_ENDPOINT_AUTH_METHODS)
 
     def generate_authorization_code(self) -> str:
         return secrets.token_urlsafe(32)
@@ -151,7 +153,8 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         )
         if data is None:
             if store.exists(spent):
-                revoke_grant(store, grant_id, ttl=settings.access_token_ttl)
+                # The grant may hold refresh tokens (offline_access): cover their life too.
+                revoke_grant(store, grant_id, ttl=grant_lifetime(settings, OFFLINE_ACCESS))
                 log.warning("authorization code replayed; its tokens are revoked")
                 raise oauth_error("invalid_grant", "The authorization code was already used.")
             return None
@@ -216,7 +219,7 @@ class IdToken(OpenIDCode):
 
     def generate_user_info(self, user: Any, scope: str) -> dict[str, Any]:
         assert isinstance(user, TokenSubject)
-        return {"sub": user.sub}
+        return {**user.id_token_claims, "sub": user.sub}
 
 
 def _loads(raw: bytes) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The ``oidc`` blueprint: authorization, token, userinfo, discovery and JWKS endpoints."""
+"""The ``oidc`` blueprint: authorization, token, revocation, introspection, userinfo,
+discovery and JWKS endpoints."""
 
 from __future__ import annotations
 
@@ -24,6 +25,23 @@ def authorize() -> Response:
 def token() -> Response:
     response = get_server().create_token_response()
     assert isinstance(response, Response)
+    return response
+
+
+@bp.route(ENDPOINTS["revocation_endpoint"], methods=["POST"])
+def revoke() -> Response:
+    return _endpoint("revocation")
+
+
+@bp.route(ENDPOINTS["introspection_endpoint"], methods=["POST"])
+def introspect() -> Response:
+    return _endpoint("introspection")
+
+
+def _endpoint(name: str) -> Response:
+    response = get_server().create_endpoint_response(name)
+    assert isinstance(response, Response)
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 

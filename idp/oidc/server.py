@@ -2,9 +2,11 @@
 
 ``AuthorizationCodeGrant`` + :class:`~idp.oidc.pkce.S256CodeChallenge` +
 :class:`~idp.oidc.grants.IdToken` (``OpenIDCode`` with a required nonce) +
-:class:`~idp.oidc.request_checks.RequestChecks`; client authentication ``private_key_jwt``
-(:class:`~idp.oidc.client_auth.PrivateKeyJwtAuth`), ``client_secret_basic`` and ``none``;
-RFC 9207 ``iss`` via :class:`Issuer`; userinfo as a registered endpoint.
+:class:`~idp.oidc.request_checks.RequestChecks`; the rotating refresh token grant
+(:class:`~idp.oidc.refresh.RefreshGrant`, also with ID tokens); client authentication
+``private_key_jwt`` (:class:`~idp.oidc.client_auth.PrivateKeyJwtAuth`), ``client_secret_basic``
+and ``none``; RFC 9207 ``iss`` via :class:`Issuer`; userinfo, revocation (RFC 7009) and
+introspection (RFC 7662) as registered endpoints.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import time
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, Response, current_app
 
@@ -24,10 +25,19 @@ from idp.oidc.claims import SUPPORTED_SCOPES
 from idp.oidc.client_auth import PrivateKeyJwtAuth
 from idp.oidc.clients import OAuthClient, load_client
 from idp.oidc.grants import AuthorizationCodeRecord, CodeGrant, IdToken, TokenSubject
+from idp.oidc.introspection import TokenIntrospection
 from idp.oidc.keys import KeyRing
 from idp.oidc.pkce import S256CodeChallenge
+from idp.oidc.refresh import RefreshGrant
 from idp.oidc.request_checks import RequestChecks
-from idp.oidc.tokens import AccessToken, new_access_token, save_access_token
+from idp.oidc.revocation import TokenRevocation
+from idp.oidc.tokens import (
+    AccessToken,
+    RefreshToken,
+    TokenIssuer,
+    save_access_token,
+    save_refresh_token,
+)
 from idp.oidc.userinfo import build_userinfo_endpoint
 from idp.storage.ephemeral import EphemeralStore
 
@@ -64,32 +74,50 @@ class ProviderServer(AuthorizationServer):
         return load_client(client_id)
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
+        """Store the access token and, if one was issued, the refresh token, both naming the
+        grant they come from (the code's, or the presented refresh token's)."""
         subject = request.user
-        code = request.authorization_code
         assert isinstance(subject, TokenSubject)
-        assert isinstance(code, AuthorizationCodeRecord)
+        source = request.authorization_code or request.refresh_token
         now = int(time.time())
-        record = AccessToken(
-            client_id=request.client.get_client_id(),
+        client_id = request.client.get_client_id()
+        if isinstance(source, AuthorizationCodeRecord):
+            auth_time, acr, amr = source.auth_time, source.acr, list(source.amr)
+            granted_scope = source.scope
+            grant_expires_at = now + self.settings.refresh_token_max_lifetime
+        else:
+            assert isinstance(source, RefreshToken)
+            auth_time, acr, amr = source.auth_time, source.acr, list(source.amr)
+            granted_scope = source.scope
+            grant_expires_at = source.grant_expires_at
+        access = AccessToken(
+            client_id=client_id,
             resident_id=subject.resident_id,
             sub=subject.sub,
             scope=str(token.get("scope", "")),
-            grant_id=code.grant_id,
+            grant_id=source.grant_id,
             issued_at=now,
             expires_at=now + int(token["expires_in"]),
         )
-        save_access_token(self.store, token["access_token"], record)
+        save_access_token(self.store, token["access_token"], access)
+        if "refresh_token" in token:
+            refresh = RefreshToken(
+                client_id=client_id,
+                resident_id=subject.resident_id,
+                sub=subject.sub,
+                scope=granted_scope,
+                grant_id=source.grant_id,
+                auth_time=auth_time,
+                acr=acr,
+                amr=amr,
+                issued_at=now,
+                expires_at=min(now + self.settings.refresh_token_ttl, grant_expires_at),
+                grant_expires_at=grant_expires_at,
+            )
+            save_refresh_token(self.store, token["refresh_token"], refresh)
 
-    def create_bearer_token_generator(self, config: Any) -> BearerTokenGenerator:
-        ttl = self.settings.access_token_ttl
-
-        def access_token(**_: Any) -> str:
-            return new_access_token()
-
-        def expires_in(client: Any, grant_type: str) -> int:
-            return ttl
-
-        return BearerTokenGenerator(access_token, None, expires_in)
+    def create_bearer_token_generator(self, config: Any) -> TokenIssuer:
+        return TokenIssuer(self.settings, lambda: None)
 
     def get_authorization_grant(self, request: Any) -> Any:
         """Authlib's lookup, but an unknown ``response_type`` is answered without quoting it
@@ -116,12 +144,14 @@ def build_server(app: Flask, settings: Settings) -> ProviderServer:
     server = ProviderServer(settings, keyring)
     server.init_app(app)
     server.scopes_supported = list(SUPPORTED_SCOPES)
-    server.register_grant(
-        CodeGrant, [RequestChecks(), S256CodeChallenge(), IdToken(settings, keyring)]
-    )
+    id_token = IdToken(settings, keyring)
+    server.register_grant(CodeGrant, [RequestChecks(), S256CodeChallenge(), id_token])
+    server.register_grant(RefreshGrant, [id_token])
     server.register_client_auth_method("private_key_jwt", PrivateKeyJwtAuth(settings, get_store))
     server.register_extension(server.issuer)
     server.register_endpoint(build_userinfo_endpoint(get_store))
+    server.register_endpoint(TokenRevocation(server))
+    server.register_endpoint(TokenIntrospection(server))
     app.extensions[_SERVER] = server
     app.extensions[_KEYRING] = keyring
     return server

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String, Text, select
+from sqlalchemy import JSON, Boolean, String, Text, false, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.storage.base import Base, UtcDateTime, db, utcnow
@@ -31,6 +31,24 @@ class Client(Base):
     sector_identifier: Mapped[str | None] = mapped_column(String(255))
     allowed_scopes: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    # Security settings (migration 0002; see docs/integrators.md, "Client settings").
+    #: A named profile that switches several settings on at once: None or "fapi2".
+    profile: Mapped[str | None] = mapped_column(String(16))
+    #: Authorization requests only by reference to a pushed request (RFC 9126).
+    require_pushed_authorization_requests: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    #: Authorization requests only as signed request objects (RFC 9101).
+    require_signed_request_object: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    #: Token requests only with a DPoP proof; access tokens always sender-constrained (RFC 9449).
+    dpop_bound_access_tokens: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    #: A resource server: may introspect any access token, not only its own (RFC 7662).
+    resource_server: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     def __repr__(self) -> str:
         return f"<Client {self.client_id} {self.token_endpoint_auth_method}>"

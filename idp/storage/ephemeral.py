@@ -36,6 +36,17 @@ end
 return value
 """
 
+# The same, but the marker lives as long as the value had left to live (at least 1 s).
+_TAKE_MARKING_REMAINING = """
+local left = redis.call('TTL', KEYS[1])
+local value = redis.call('GETDEL', KEYS[1])
+if value then
+  if left < 1 then left = 1 end
+  redis.call('SET', KEYS[2], ARGV[1], 'EX', left)
+end
+return value
+"""
+
 
 class StoreError(Exception):
     """Base of the ephemeral store's errors."""
@@ -58,6 +69,7 @@ class EphemeralStore:
         self._prefix = prefix
         self._embedded = embedded
         self._take_marking = client.register_script(_TAKE_MARKING)
+        self._take_marking_remaining = client.register_script(_TAKE_MARKING_REMAINING)
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 2.0, prefix: str = "myna:") -> EphemeralStore:
@@ -115,6 +127,16 @@ class EphemeralStore:
         _check_ttl(ttl)
         keys = [self.key(name), self.key(marker)]
         return _as_bytes(self._call(lambda: self._take_marking(keys=keys, args=[mark, ttl])))
+
+    def take_leaving(self, name: str, *, marker: str, mark: str) -> bytes | None:
+        """``take`` and, if the value existed, leave ``marker`` = ``mark`` for as long as the
+        value had left to live, atomically.
+
+        Used for rotated refresh tokens: the marker names the grant, so presenting the token
+        again finds it and revokes the grant.
+        """
+        keys = [self.key(name), self.key(marker)]
+        return _as_bytes(self._call(lambda: self._take_marking_remaining(keys=keys, args=[mark])))
 
     def add_once(self, name: str, *, ttl: int, value: bytes | str = b"1") -> bool:
         """Set ``name`` only if absent (``SET NX EX``); False if it already existed (replay)."""

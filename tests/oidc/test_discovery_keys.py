@@ -46,7 +46,14 @@ def test_discovery_is_valid_and_truthful(rp: RelyingParty) -> None:
     assert metadata["response_types_supported"] == ["code"]
     assert metadata["code_challenge_methods_supported"] == ["S256"]
     assert metadata["subject_types_supported"] == ["pairwise"]
-    assert metadata["scopes_supported"] == ["openid", "name", "address", "birthdate", "gender"]
+    assert metadata["scopes_supported"] == [
+        "openid",
+        "name",
+        "address",
+        "birthdate",
+        "gender",
+        "offline_access",
+    ]
     assert metadata["authorization_response_iss_parameter_supported"] is True
     assert set(metadata["token_endpoint_auth_methods_supported"]) == {
         "private_key_jwt",

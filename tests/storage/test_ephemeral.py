@@ -74,6 +74,32 @@ def test_take_marking_leaves_a_marker_only_when_the_value_existed(store: Ephemer
     assert ttl is not None and ttl <= 30
 
 
+def test_take_leaving_marks_for_the_remaining_life_under_contention(
+    store: EphemeralStore,
+) -> None:
+    store.put("rt", b"record", ttl=40)
+    winners: list[bytes] = []
+    barrier = threading.Barrier(8)
+
+    def racer() -> None:
+        barrier.wait()
+        value = store.take_leaving("rt", marker="spent-rt", mark="grant-1")
+        if value is not None:
+            winners.append(value)
+
+    threads = [threading.Thread(target=racer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert winners == [b"record"]
+    assert store.get("spent-rt") == b"grant-1"
+    ttl = store.ttl("spent-rt")
+    assert ttl is not None and 30 < ttl <= 40
+    assert store.take_leaving("never", marker="never-spent", mark="x") is None
+    assert not store.exists("never-spent")
+
+
 def test_add_once_is_a_replay_cache(store: EphemeralStore) -> None:
     assert store.add_once("jti:1", ttl=30) is True
     assert store.add_once("jti:1", ttl=30) is False

@@ -31,6 +31,7 @@ class OAuth2Request:
     auth_method: str | None
     user: Any
     authorization_code: Any
+    refresh_token: Any
     scope: Any
     def __init__(self, method: str, uri: str, body: Any = None, headers: Any = None) -> None: ...
     @property
