@@ -151,6 +151,16 @@ class EventHub:
             return True, since
 
     def _run(self) -> None:
+        try:
+            self._subscribe_loop()
+        finally:
+            # However the loop ended (idle, or an unexpected error), the next page starts anew.
+            with self._lock:
+                if self._thread is threading.current_thread():
+                    self._thread = None
+                    self._ready.clear()
+
+    def _subscribe_loop(self) -> None:
         failures = 0
         idle_since: float | None = None
         while True:

@@ -139,7 +139,7 @@ def _set_cookie(response: Response, key: str) -> None:
 
 def event_hub(app: Flask | None = None) -> EventHub:
     """The app's login event hub (one pattern subscription per process, started on demand)."""
-    application = app or current_app
+    application: Flask = app or current_app._get_current_object()  # type: ignore[attr-defined]
     hub = application.extensions.get(_HUB)
     if hub is None:
         hub = application.extensions.setdefault(_HUB, EventHub(lambda: get_store(application)))
@@ -151,6 +151,7 @@ def _rate_limited(error: RateLimitedError, locale: str) -> Response:
     log.warning("login refused: %s", error)
     response = _message_page(None, None, "rate_limited", locale, status=429)
     response.headers["Retry-After"] = str(error.retry_after)
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 
