@@ -57,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LOGINS_PER_CLIENT": 600,
     "RATE_LOGINS_PER_ADDRESS": 60,
     "RATE_PICKUPS_PER_ADDRESS": 60,
+    "MUNICIPALITIES": {},
 }
 
 #: The placeholder secret used by tests only; refused outside ``TESTING``.
@@ -116,6 +117,8 @@ class Settings:
     rate_logins_per_client: int = 600
     rate_logins_per_address: int = 60
     rate_pickups_per_address: int = 60
+    #: (全国地方公共団体コード, name as addresses start) pairs for the ``resident_of`` claim.
+    municipalities: tuple[tuple[str, str], ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -202,6 +205,8 @@ class Settings:
             problems.append("IDP_REDIS_TIMEOUT must be a number of seconds")
             redis_timeout = 2.0
 
+        municipalities = _municipalities(config.get("MUNICIPALITIES"), problems)
+
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -239,6 +244,7 @@ class Settings:
             rate_logins_per_client=non_negative["RATE_LOGINS_PER_CLIENT"],
             rate_logins_per_address=non_negative["RATE_LOGINS_PER_ADDRESS"],
             rate_pickups_per_address=non_negative["RATE_PICKUPS_PER_ADDRESS"],
+            municipalities=municipalities,
             extra={k: v for k, v in config.items() if k not in DEFAULTS},
         )
 
@@ -322,6 +328,26 @@ def _paths(value: Any) -> tuple[Path, ...]:
     if isinstance(value, str):
         return tuple(Path(part) for part in value.split(os.pathsep) if part)
     return tuple(Path(str(part)) for part in value)
+
+
+def _municipalities(value: Any, problems: list[str]) -> tuple[tuple[str, str], ...]:
+    """``{"172065": "石川県加賀市", ...}``: six-digit local government codes to names."""
+    if not value:
+        return ()
+    if not isinstance(value, Mapping) or not all(
+        isinstance(code, str)
+        and len(code) == 6
+        and code.isdigit()
+        and isinstance(name, str)
+        and name.strip()
+        for code, name in value.items()
+    ):
+        problems.append(
+            "IDP_MUNICIPALITIES must map six-digit local government codes to names, "
+            'e.g. {"172065": "石川県加賀市"}'
+        )
+        return ()
+    return tuple((code, name.strip()) for code, name in value.items())
 
 
 def _boolean(value: Any) -> bool:

@@ -13,12 +13,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from idp.account.texts import text
+from idp.extensions import get_settings
+from idp.oidc.claims import claim_value, japan_today, resident_of
 from idp.storage.consents import get_consent, put_consent
 from idp.storage.residents import Resident
 
 __all__ = ["ConsentItem", "consent_items", "consent_required", "remember_consent"]
 
-ITEM_ORDER = ("name", "address", "birthdate", "gender", "offline_access")
+ITEM_ORDER = (
+    "name",
+    "address",
+    "birthdate",
+    "gender",
+    "age_over_18",
+    "age_over_65",
+    "resident_of",
+    "offline_access",
+)
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,12 @@ def _value(resident: Resident, scope: str, locale: str) -> str:
             )
             else resident.gender
         )
+    if scope in ("age_over_18", "age_over_65"):
+        over = claim_value(resident, scope, municipalities=(), today=japan_today())
+        return text(locale, "value_yes" if over else "value_no")
+    if scope == "resident_of":
+        place = resident_of(resident.address, get_settings().municipalities)
+        return place["name"] if place else text(locale, "value_no_municipality")
     if scope == "offline_access":
         return text(locale, "value_offline_access")
     raise ValueError(f"not a consent item: {scope}")

@@ -15,6 +15,7 @@ Redis and finish on another instance.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
@@ -29,8 +30,18 @@ from flask import Flask, Response, current_app
 
 from idp.extensions import get_settings
 from idp.oidc import errors
+from idp.oidc.claims import SUPPORTED_SCOPES
+from idp.oidc.claims_request import (
+    items_of_plan,
+    parse_claims,
+    plan_for,
+    requested_sub,
+    restrict_plan,
+)
+from idp.oidc.clients import OAuthClient
 from idp.oidc.grants import AuthenticatedResident
 from idp.oidc.server import get_server
+from idp.oidc.subject import pairwise_sub
 from idp.storage.audit import record_release
 from idp.storage.ephemeral import StoreUnavailableError
 
@@ -85,10 +96,14 @@ class AuthorizationContext:
     ui_locales: tuple[str, ...] = ()
     client_name_en: str | None = None
     request_id: str = field(default_factory=_new_request_id)
+    #: The release plan when the request had a ``claims`` parameter (:mod:`claims_request`);
+    #: its items are already in ``scopes``.
+    claims: dict[str, Any] | None = None
 
     @property
     def requested_items(self) -> tuple[str, ...]:
-        """The basic-4 scopes asked for (everything but ``openid``), in request order."""
+        """The consent items asked for (every scope but ``openid``, including those the
+        ``claims`` parameter implies), in request order."""
         return tuple(s for s in self.scopes if s != "openid")
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,6 +120,9 @@ class AuthorizationContext:
             max_age = data.get("max_age")
             if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int)):
                 raise TypeError("max_age")
+            claims = data.get("claims")
+            if claims is not None and not isinstance(claims, dict):
+                raise TypeError("claims")
             return cls(
                 client_id=_text(data, "client_id"),
                 client_name=_text(data, "client_name"),
@@ -121,6 +139,7 @@ class AuthorizationContext:
                 ui_locales=_texts(data, "ui_locales"),
                 client_name_en=_optional_text(data, "client_name_en"),
                 request_id=_text(data, "request_id"),
+                claims=claims,
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed authorization context: {exc}") from exc
@@ -145,6 +164,8 @@ class AuthorizationContext:
             params["acr_values"] = " ".join(self.acr_values)
         if self.ui_locales:
             params["ui_locales"] = " ".join(self.ui_locales)
+        if self.claims is not None:
+            params["claims"] = json.dumps(self.claims, ensure_ascii=False, separators=(",", ":"))
         return params
 
 
@@ -195,6 +216,11 @@ def finish_authorization(
             ctx, "login_required", "The authentication is older than max_age."
         )
     server = get_server()
+    wanted_sub = requested_sub(ctx.claims)
+    if wanted_sub is not None and wanted_sub != _sub_for(server, ctx.client_id, resident_id):
+        return deny_authorization(
+            ctx, "login_required", "The card belongs to another resident than the requested sub."
+        )
     request = _replay_request(ctx, settings.endpoint("/authorize"))
     user = AuthenticatedResident(
         resident_id=resident_id,
@@ -244,16 +270,38 @@ def deny_authorization(
     return errors.authorization_error_response(oauth, issuer=settings.issuer)
 
 
+def _sub_for(server: Any, client_id: str, resident_id: str) -> str | None:
+    client = server.query_client(client_id)
+    if client is None:
+        return None
+    return pairwise_sub(
+        server.settings.pairwise_secret, sector=client.sector, resident_id=resident_id
+    )
+
+
+def _scopes_and_plan(
+    client: OAuthClient, scopes: tuple[str, ...], raw_claims: Any
+) -> tuple[tuple[str, ...], dict[str, Any] | None]:
+    """The request's scopes plus the items its ``claims`` parameter asks for, and the plan."""
+    if raw_claims in (None, ""):
+        return scopes, None
+    plan = restrict_plan(plan_for(parse_claims(raw_claims), scopes), client.allowed_items())
+    extra = sorted(items_of_plan(plan) - set(scopes), key=SUPPORTED_SCOPES.index)
+    return (*scopes, *extra), plan
+
+
 def _context_from_grant(grant: Any) -> AuthorizationContext:
     data = grant.request.payload.data
     client = grant.request.client
     max_age = data.get("max_age")
+    scopes, plan = _scopes_and_plan(client, tuple(grant.request.scope.split()), data.get("claims"))
     return AuthorizationContext(
         client_id=client.get_client_id(),
         client_name=client.name,
         client_name_en=client.name_en,
         redirect_uri=grant.redirect_uri,
-        scopes=tuple(grant.request.scope.split()),
+        scopes=scopes,
+        claims=plan,
         state=data["state"],
         nonce=data["nonce"],
         code_challenge=data["code_challenge"],

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 from authlib.oauth2.rfc6749 import ClientMixin
 
 from idp.config import ID_TOKEN_ALGS
-from idp.oidc.claims import OFFLINE_ACCESS, SUPPORTED_SCOPES
+from idp.extensions import get_settings
+from idp.oidc.claims import OFFLINE_ACCESS, SUPPORTED_SCOPES, offered_scopes
 from idp.oidc.client_auth import hash_client_secret, public_key_set, verify_client_secret
 from idp.oidc.subject import SectorError, sector_for
 from idp.storage.clients import Client, get_client
@@ -70,16 +71,22 @@ class OAuthClient(ClientMixin):
         return None
 
     def get_allowed_scope(self, scope: str | None) -> str | None:
-        """The requested scopes this provider knows, or None if one is not allowed here.
+        """The requested scopes this provider offers, or None if one is not allowed here.
 
-        Unknown scopes are ignored (OpenID Connect Core 3.1.2.1); a known scope the client is
-        not registered for is an error (``invalid_scope``), never silently granted.
+        Unknown scopes are ignored (OpenID Connect Core 3.1.2.1), and so is ``resident_of``
+        where no municipality is configured; a scope the client is not registered for is an
+        error (``invalid_scope``), never silently granted.
         """
-        requested = [s for s in (scope or "").split() if s in SUPPORTED_SCOPES]
-        allowed = set(self.row.allowed_scopes) | {"openid"}
-        if any(s not in allowed for s in requested):
+        offered = offered_scopes(get_settings().municipalities)
+        requested = [s for s in (scope or "").split() if s in offered]
+        if any(s not in self.allowed_items() for s in requested):
             return None
         return " ".join(dict.fromkeys(requested))
+
+    def allowed_items(self) -> set[str]:
+        """The scopes this client may ask for here (``openid`` included)."""
+        offered = set(offered_scopes(get_settings().municipalities))
+        return (set(self.row.allowed_scopes) | {"openid"}) & offered
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return redirect_uri in self.row.redirect_uris

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from idp.config import ID_TOKEN_ALGS, Settings
-from idp.oidc.claims import ACR_CARD_PIN, SUPPORTED_SCOPES
+from idp.oidc.assurance import EVIDENCE_TYPES, TRUST_FRAMEWORK, VERIFIABLE_CLAIMS
+from idp.oidc.claims import ACR_CARD_PIN, CLAIMS_BY_SCOPE, offered_scopes
 from idp.oidc.client_auth import ASSERTION_ALGS
 from idp.oidc.grants import TOKEN_ENDPOINT_AUTH_METHODS
 from idp.oidc.introspection import TokenIntrospection
@@ -26,11 +27,12 @@ ENDPOINTS = {
 
 def provider_metadata(settings: Settings) -> dict[str, Any]:
     """The ``/.well-known/openid-configuration`` document."""
+    scopes = offered_scopes(settings.municipalities)
     metadata: dict[str, Any] = {"issuer": settings.issuer}
     metadata.update({name: settings.endpoint(path) for name, path in ENDPOINTS.items()})
     metadata.update(
         {
-            "scopes_supported": list(SUPPORTED_SCOPES),
+            "scopes_supported": list(scopes),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
@@ -56,12 +58,8 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
                 "acr",
                 "amr",
                 "at_hash",
-                "name",
-                "family_name",
-                "given_name",
-                "address",
-                "birthdate",
-                "gender",
+                *(claim for scope in scopes for claim in CLAIMS_BY_SCOPE.get(scope, ())),
+                "verified_claims",
             ],
             "claim_types_supported": ["normal"],
             "acr_values_supported": [ACR_CARD_PIN],
@@ -69,10 +67,15 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
             "ui_locales_supported": ["ja", "en"],
             "claims_locales_supported": ["ja"],
             "authorization_response_iss_parameter_supported": True,
-            "claims_parameter_supported": False,
+            "claims_parameter_supported": True,
             "request_parameter_supported": False,
             "request_uri_parameter_supported": False,
             "require_request_uri_registration": False,
+            # OpenID Connect for Identity Assurance 1.0
+            "verified_claims_supported": True,
+            "trust_frameworks_supported": [TRUST_FRAMEWORK],
+            "evidence_supported": list(EVIDENCE_TYPES),
+            "claims_in_verified_claims_supported": list(VERIFIABLE_CLAIMS),
         }
     )
     return metadata

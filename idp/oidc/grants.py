@@ -7,7 +7,8 @@ issued, refresh tokens included (``revoked-grant:<code hash>``) and answers ``in
 
 The ID token (:class:`IdToken`) carries ``iss aud exp iat auth_time nonce acr amr sub at_hash``
 and a ``kid`` header; it is signed with the client's ``id_token_signed_response_alg`` (ES256
-by default). Basic-4 claims are not put in it: they are released at userinfo only.
+by default). Personal claims go into it only when the ``claims`` parameter asked for them there
+(and their items were granted); otherwise they are released at userinfo only.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from authlib.oidc.core.grants import OpenIDCode
 from flask import g
 
 from idp.config import Settings
+from idp.oidc.claims import japan_today
+from idp.oidc.claims_request import parse_claims, release
 from idp.oidc.errors import oauth_error
 from idp.oidc.keys import ActiveKey, KeyRing
 from idp.oidc.subject import pairwise_sub
@@ -81,6 +84,8 @@ class AuthorizationCodeRecord:
     acr: str
     request_id: str
     issued_at: int
+    #: The release plan (:mod:`idp.oidc.claims_request`) when the request had ``claims``.
+    claims: dict[str, Any] | None = None
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -137,6 +142,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):
             acr=user.acr,
             request_id=user.request_id,
             issued_at=int(time.time()),
+            claims=parse_claims(data["claims"]) if data.get("claims") else None,
         )
         settings = self.server.settings
         self.server.store.put_json(f"code:{record.grant_id}", asdict(record), ttl=settings.code_ttl)
@@ -172,15 +178,23 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         resident = get_resident(authorization_code.resident_id)
         if resident is None:
             return None
+        settings: Settings = self.server.settings
         client = self.request.client
-        sub = pairwise_sub(
-            self.server.settings.pairwise_secret, sector=client.sector, resident_id=resident.id
+        sub = pairwise_sub(settings.pairwise_secret, sector=client.sector, resident_id=resident.id)
+        released = release(
+            authorization_code.claims,
+            "id_token",
+            resident,
+            granted=authorization_code.scope.split(),
+            municipalities=settings.municipalities,
+            today=japan_today(),
         )
-        return TokenSubject(resident_id=resident.id, sub=sub)
+        return TokenSubject(resident_id=resident.id, sub=sub, id_token_claims=released)
 
 
 class IdToken(OpenIDCode):
-    """ID tokens: ``iss``, a single ``aud``, our signing key and its ``kid``, no basic-4."""
+    """ID tokens: ``iss``, a single ``aud``, our signing key and its ``kid``; personal claims
+    only as the ``claims`` parameter asked."""
 
     def __init__(self, settings: Settings, keyring: KeyRing) -> None:
         super().__init__(require_nonce=True)

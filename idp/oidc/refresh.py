@@ -24,6 +24,8 @@ from typing import ClassVar
 
 from authlib.oauth2.rfc6749 import grants
 
+from idp.oidc.claims import japan_today
+from idp.oidc.claims_request import release
 from idp.oidc.errors import oauth_error
 from idp.oidc.grants import TOKEN_ENDPOINT_AUTH_METHODS, TokenSubject
 from idp.oidc.subject import pairwise_sub
@@ -114,14 +116,23 @@ class RefreshGrant(grants.RefreshTokenGrant):
         resident = get_resident(refresh_token.resident_id)
         if resident is None:
             raise oauth_error("invalid_grant", "The resident no longer exists.")
+        settings = self.server.settings
         client = self.request.client
-        sub = pairwise_sub(
-            self.server.settings.pairwise_secret, sector=client.sector, resident_id=resident.id
+        sub = pairwise_sub(settings.pairwise_secret, sector=client.sector, resident_id=resident.id)
+        scope = self.request.form.get("scope") or refresh_token.scope
+        released = release(
+            refresh_token.claims,
+            "id_token",
+            resident,
+            granted=str(scope).split(),
+            municipalities=settings.municipalities,
+            today=japan_today(),
         )
         return TokenSubject(
             resident_id=resident.id,
             sub=sub,
             id_token_claims={
+                **released,
                 "auth_time": refresh_token.auth_time,
                 "acr": refresh_token.acr,
                 "amr": list(refresh_token.amr),

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from idp.oidc.claims_request import ClaimsRequestError, parse_claims
 from idp.oidc.errors import is_valid_state, oauth_error
 
 __all__ = ["CHECKS", "PROMPTS", "RequestChecks", "run_checks"]
@@ -34,6 +35,7 @@ _SINGLE = (
     "acr_values",
     "ui_locales",
     "response_mode",
+    "claims",
 )
 _NONCE_MAX = 255
 _HINT_MAX = 255
@@ -119,6 +121,16 @@ def short_hints(data: Params, lists: Lists) -> None:
         raise oauth_error("invalid_request", "'ui_locales' must be BCP 47 language tags.")
 
 
+def claims_parameter(data: Params, lists: Lists) -> None:
+    raw = data.get("claims")
+    if raw in (None, ""):
+        return
+    try:
+        parse_claims(raw)
+    except ClaimsRequestError as exc:
+        raise oauth_error("invalid_request", str(exc)) from exc
+
+
 #: The pipeline, in order. Each check raises an OAuth error or returns.
 CHECKS: tuple[Callable[[Params, Lists], None], ...] = (
     no_repeated_parameters,
@@ -131,6 +143,7 @@ CHECKS: tuple[Callable[[Params, Lists], None], ...] = (
     prompt_values,
     max_age_number,
     short_hints,
+    claims_parameter,
 )
 
 

@@ -21,7 +21,7 @@ from flask import Flask, Response, current_app
 from idp.config import Settings
 from idp.extensions import get_store
 from idp.oidc import errors
-from idp.oidc.claims import SUPPORTED_SCOPES
+from idp.oidc.claims import offered_scopes
 from idp.oidc.client_auth import PrivateKeyJwtAuth
 from idp.oidc.clients import OAuthClient, load_client
 from idp.oidc.grants import AuthorizationCodeRecord, CodeGrant, IdToken, TokenSubject
@@ -98,6 +98,7 @@ class ProviderServer(AuthorizationServer):
             grant_id=source.grant_id,
             issued_at=now,
             expires_at=now + int(token["expires_in"]),
+            claims=source.claims,
         )
         save_access_token(self.store, token["access_token"], access)
         if "refresh_token" in token:
@@ -113,6 +114,7 @@ class ProviderServer(AuthorizationServer):
                 issued_at=now,
                 expires_at=min(now + self.settings.refresh_token_ttl, grant_expires_at),
                 grant_expires_at=grant_expires_at,
+                claims=source.claims,
             )
             save_refresh_token(self.store, token["refresh_token"], refresh)
 
@@ -143,7 +145,7 @@ def build_server(app: Flask, settings: Settings) -> ProviderServer:
     keyring = KeyRing(settings)
     server = ProviderServer(settings, keyring)
     server.init_app(app)
-    server.scopes_supported = list(SUPPORTED_SCOPES)
+    server.scopes_supported = list(offered_scopes(settings.municipalities))
     id_token = IdToken(settings, keyring)
     server.register_grant(CodeGrant, [RequestChecks(), S256CodeChallenge(), id_token])
     server.register_grant(RefreshGrant, [id_token])

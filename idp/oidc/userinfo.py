@@ -1,8 +1,9 @@
 """The userinfo endpoint: a bearer access token in, the consented claims out.
 
 Authlib's ``UserInfoEndpoint`` and ``ResourceProtector`` do the protocol; this module finds
-tokens in Redis and builds the claims from the stored resident (:mod:`idp.oidc.claims`).
-Only the scopes granted with the token are released. Unsigned JSON only.
+tokens in Redis and builds the claims from the stored resident following the token's release
+plan (:mod:`idp.oidc.claims_request`): the claims asked for at userinfo (by scope or by the
+``claims`` parameter) whose items were granted with the token. Unsigned JSON only.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oidc.core import UserInfoEndpoint
 
-from idp.oidc.claims import userinfo_claims
+from idp.extensions import get_settings
+from idp.oidc.claims import japan_today
+from idp.oidc.claims_request import release
 from idp.oidc.errors import oauth_error
 from idp.oidc.tokens import AccessToken, load_access_token
 from idp.storage.ephemeral import EphemeralStore
@@ -44,7 +47,16 @@ class ResidentUserInfo(UserInfoEndpoint):
         resident = get_resident(user.resident_id)
         if resident is None:
             raise oauth_error("invalid_token", "The resident no longer exists.")
-        return userinfo_claims(resident, sub=user.sub, scopes=scope.split())
+        settings = get_settings()
+        released = release(
+            user.claims,
+            "userinfo",
+            resident,
+            granted=scope.split(),
+            municipalities=settings.municipalities,
+            today=japan_today(),
+        )
+        return {**released, "sub": user.sub}
 
 
 def build_userinfo_endpoint(store: Callable[[], EphemeralStore]) -> ResidentUserInfo:

@@ -126,3 +126,25 @@ def test_default_database_lives_in_the_instance_directory() -> None:
     app = create_app(GOOD)
     settings = app.extensions["myna.settings"]
     assert settings.database_url == f"sqlite:///{Path(app.instance_path) / 'var' / 'idp.sqlite3'}"
+
+
+def test_refresh_token_lifetimes(tmp_path: Path) -> None:
+    app = create_app({**GOOD, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+    settings = app.extensions["myna.settings"]
+    assert settings.refresh_token_ttl == 14 * 24 * 3600
+    assert settings.refresh_token_max_lifetime == 30 * 24 * 3600
+    found = " | ".join(problems(**GOOD, REFRESH_TOKEN_TTL=100, REFRESH_TOKEN_MAX_LIFETIME=50))
+    assert "IDP_REFRESH_TOKEN_MAX_LIFETIME must be at least IDP_REFRESH_TOKEN_TTL" in found
+
+
+def test_municipalities(tmp_path: Path) -> None:
+    app = create_app(
+        {
+            **GOOD,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+            "MUNICIPALITIES": {"172065": " 石川県加賀市 "},
+        }
+    )
+    assert app.extensions["myna.settings"].municipalities == (("172065", "石川県加賀市"),)
+    for bad in ({"17206": "石川県加賀市"}, {"172065": ""}, ["172065"], {"abcdef": "x"}):
+        assert any("IDP_MUNICIPALITIES" in p for p in problems(**GOOD, MUNICIPALITIES=bad))

@@ -52,6 +52,8 @@ def test_discovery_is_valid_and_truthful(rp: RelyingParty) -> None:
         "address",
         "birthdate",
         "gender",
+        "age_over_18",
+        "age_over_65",
         "offline_access",
     ]
     assert metadata["authorization_response_iss_parameter_supported"] is True
