@@ -177,7 +177,11 @@ def _frame_document(transaction: LoginTransaction, locale: str, now: float) -> d
     return {
         "content": content,
         "t": frame.t,
-        "svg": qr_svg(content, title=text(locale, "qr_alt", code=transaction.verification_code)),
+        "svg": qr_svg(
+            content,
+            title=text(locale, "qr_alt", code=transaction.verification_code),
+            mask=frame.t % 8,
+        ),
         "verification_code": transaction.verification_code,
         "app_link": app_link(content, _page_url(transaction)),
     }

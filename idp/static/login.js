@@ -121,8 +121,10 @@
     if (appLink && body.app_link) { appLink.setAttribute("href", body.app_link); }
   }
 
+  var qrPaused = false;
   function refreshQr() {
     if (done || state !== "created" || !qrUrl) { return; }
+    if (document.hidden) { qrPaused = true; return; }  // nobody can scan a hidden page
     fetch(qrUrl, { credentials: "same-origin", cache: "no-store",
                    headers: { "Accept": "application/json" } })
       .then(function (response) {
@@ -142,6 +144,10 @@
       .catch(function () { window.setTimeout(refreshQr, qrInterval * 2); });
   }
 
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && qrPaused) { qrPaused = false; refreshQr(); }
+  });
+
   var enlarge = document.getElementById("qr-enlarge");
   var figure = document.getElementById("qr-figure");
   if (enlarge && figure) {
@@ -149,6 +155,19 @@
       var large = figure.classList.toggle("large");
       enlarge.setAttribute("aria-pressed", large ? "true" : "false");
       enlarge.textContent = enlarge.getAttribute(large ? "data-shrink" : "data-enlarge");
+    });
+  }
+
+  // Demo only (IDP_DEMO_PHONE_URL): clicking the QR code "scans" it with the phone simulator.
+  var phone = qrImage && qrImage.getAttribute("data-demo-phone");
+  if (phone && qrContent) {
+    var scan = function () {
+      window.open(phone + "/?qr=" + encodeURIComponent(qrContent.textContent.trim()),
+                  "myna-phone", "noopener");
+    };
+    qrImage.addEventListener("click", scan);
+    qrImage.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); scan(); }
     });
   }
 

@@ -194,3 +194,16 @@ def test_different_frames_draw_different_codes() -> None:
     one = qr_svg(f"{ISSUER}/m/{token}?t=1&c={'a' * 32}")
     two = qr_svg(f"{ISSUER}/m/{token}?t=2&c={'a' * 32}")
     assert one != two
+
+
+def test_fixed_masks_draw_valid_alternatives() -> None:
+    content = f"{ISSUER}/m/{new_qr_token()}?t=9&c={'b' * 32}"
+    matrices = [qr_matrix(content, mask=mask) for mask in range(8)]
+    assert len({len(m) for m in matrices}) == 1  # same version whatever the mask
+    assert len({str(m) for m in matrices}) == 8  # each mask draws another pattern
+    assert qr_matrix(content) in matrices  # the automatic choice is one of them
+    with pytest.raises(ValueError):
+        qr_matrix(content, mask=8)
+    assert _svg_modules(qr_svg(content, mask=3)) == {
+        (x, y) for y, row in enumerate(matrices[3]) for x, dark in enumerate(row) if dark
+    }
