@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from idp import handoff
+from idp import handoff, ops
 from idp.config import load_settings
 from idp.extensions import init_extensions
 from idp.oidc import routes as oidc_routes
@@ -35,4 +35,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     init_extensions(app, settings)
     oidc_routes.init_app(app)
     handoff.init_app(app)
+    ops.init_app(app)
     return app

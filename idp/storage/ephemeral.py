@@ -23,6 +23,8 @@ import redis
 from redis.client import PubSub
 from redis.exceptions import RedisError
 
+from idp.ops.metrics import record_redis_error
+
 __all__ = ["EphemeralStore", "LazyStore", "StoreError", "StoreUnavailableError"]
 
 T = TypeVar("T")
@@ -232,8 +234,10 @@ class EphemeralStore:
         try:
             return operation()
         except RedisError as exc:
+            record_redis_error(exc)
             raise StoreUnavailableError(f"Redis failed: {type(exc).__name__}") from exc
         except OSError as exc:
+            record_redis_error(exc)
             raise StoreUnavailableError(f"Redis unreachable: {type(exc).__name__}") from exc
 
 
