@@ -32,6 +32,8 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "demo_heading": "デモ：仮想カードを使う",
         "demo_steps": "これはテスト環境です。カードリーダーの代わりに、テスト住民の仮想カードを"
         "使えます（暗証番号 1234、署名用パスワード ABC123）。",
+        "demo_phone": "デモ：クリックすると、スマートフォンのシミュレーターで"
+        "この QR コードを読み取ります",
         "phone_heading": "スマートフォンで読み取る",
         "phone_steps": "スマートフォンの myna-idp アプリを開き、アプリでこの QR コードを"
         "読み取ってください。QR コードは毎秒変わります。",
@@ -140,6 +142,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "demo_heading": "Demo: use a virtual card",
         "demo_steps": "This is a test installation. Instead of a reader you can use the virtual "
         "card of a test resident (PIN 1234, signature password ABC123).",
+        "demo_phone": "Demo: click to scan this QR code with the phone simulator",
         "phone_heading": "Scan with your smartphone",
         "phone_steps": "Open the myna-idp app on your smartphone and scan this QR code with the "
         "app. The code changes every second.",

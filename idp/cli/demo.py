@@ -4,11 +4,14 @@ TEST ONLY. It prepares ``var/demo`` (secrets, an SQLite database, an embedded Re
 relying party's key) and the test PKI in ``var/test-pki`` (CAs, a certificate pair for every
 test resident, CRLs), registers the demo relying party, enrolls 山田　太郎 so that his login
 needs PIN1 only (the others enroll on their first login, with the signature password), then runs
-the provider (``--idp-port``, default 5000) and the demo relying party (``--rp-port``, 5001,
-a separate process that only talks HTTP to the provider) until Ctrl-C.
+the provider (``--idp-port``, default 5000), the demo relying party (``--rp-port``, 5001, a
+separate process that only talks HTTP to the provider) and the phone simulator
+(``--phone-port``, 5002, ``python -m phone_simulator``: a separate process on the public device
+API only) until Ctrl-C.
 
-The card step: the login page shows the handoff URL; complete it with the virtual card of a
-test resident, in process (the same APDUs and the same JPKI client as with a reader)::
+The card step: click the QR code on the login page (demo only: it opens the phone simulator
+with the current frame), or complete the handoff URL with the virtual card of a test resident,
+in process (the same APDUs and the same JPKI client as with a reader)::
 
     idp card login --virtual yamada <handoff URL>     # PIN 1234 (signature password ABC123)
 """
@@ -174,10 +177,14 @@ BANNER = """
  Relying party (加賀市 電子申請 デモ):  {rp}/
  Identity provider (issuer):           {idp}
    discovery: {idp}/.well-known/openid-configuration
+ Phone simulator (the resident's phone): {phone}/
 
  1. Open {rp}/ and press 「マイナンバーカードでログイン」.
- 2. The login page shows a command `idp card login <handoff URL>`. Run it with a
-    virtual card of a test resident instead of a reader:
+ 2. With the phone: click the QR code on the login page. The phone simulator opens
+    with that frame, shows who is asking and the verification code; choose a test
+    resident's card there, enter the PIN on its PIN pad.
+    Or with the desktop agent: the login page also shows a command
+    `idp card login <handoff URL>`. Run it with a virtual card instead of a reader:
 
       .venv/bin/idp card login --virtual yamada <handoff URL>
 
@@ -189,7 +196,7 @@ BANNER = """
     Test signature password (署名用パスワード): ABC123
  3. Back in the browser: consent, and the relying party shows the verified claims.
 
- Ctrl-C stops both servers. Data: {var}  Test PKI: {pki}
+ Ctrl-C stops the servers. Data: {var}  Test PKI: {pki}
 ================================================================================
 """
 
@@ -197,6 +204,7 @@ BANNER = """
 @click.command()
 @click.option("--idp-port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--rp-port", default=5001, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--phone-port", default=5002, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
     "--var-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -210,7 +218,9 @@ BANNER = """
     show_default=True,
 )
 @click.option("--setup-only", is_flag=True, help="Prepare and seed, then exit (no servers).")
-def demo(idp_port: int, rp_port: int, var_dir: Path, pki_dir: Path, setup_only: bool) -> None:
+def demo(
+    idp_port: int, rp_port: int, phone_port: int, var_dir: Path, pki_dir: Path, setup_only: bool
+) -> None:
     """Run the local demo: the provider, the demo relying party and test residents (TEST ONLY)."""
     from werkzeug.serving import make_server
 
@@ -220,6 +230,7 @@ def demo(idp_port: int, rp_port: int, var_dir: Path, pki_dir: Path, setup_only: 
     var.mkdir(parents=True, exist_ok=True)
     idp_url = f"http://127.0.0.1:{idp_port}"
     rp_url = f"http://127.0.0.1:{rp_port}"
+    phone_url = f"http://127.0.0.1:{phone_port}"
     keys = _secrets(var)
     pki, crls = _test_pki(pki_dir, var)
     jwks = _rp_key(var)
@@ -235,6 +246,7 @@ def demo(idp_port: int, rp_port: int, var_dir: Path, pki_dir: Path, setup_only: 
             "JPKI_SIGN_ANCHORS": [str(pki_abs / "sign-ca.pem")],
             "JPKI_CRL_FILES": [str(path) for path in crls],
             "DEMO_VIRTUAL_CARD": True,
+            "DEMO_PHONE_URL": phone_url,
         }
     )
     _seed(app, pki, jwks, rp_url)
@@ -269,6 +281,20 @@ def demo(idp_port: int, rp_port: int, var_dir: Path, pki_dir: Path, setup_only: 
             str(rp_config),
         ]
     )
+    phone = subprocess.Popen(  # noqa: S603 (our own module, fixed arguments)
+        [
+            sys.executable,
+            "-m",
+            "phone_simulator",
+            "serve",
+            "--port",
+            str(phone_port),
+            "--provider",
+            idp_url,
+            "--pki-dir",
+            str(pki_abs),
+        ]
+    )
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -276,17 +302,21 @@ def demo(idp_port: int, rp_port: int, var_dir: Path, pki_dir: Path, setup_only: 
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    click.echo(BANNER.format(rp=rp_url, idp=idp_url, var=var, pki=pki_abs), err=True)
+    click.echo(
+        BANNER.format(rp=rp_url, idp=idp_url, phone=phone_url, var=var, pki=pki_abs), err=True
+    )
     try:
         server.serve_forever()
     finally:
         server.server_close()
-        rp.terminate()
-        try:
-            rp.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            rp.kill()
-            rp.wait()
+        for child in (rp, phone):
+            child.terminate()
+        for child in (rp, phone):
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     click.echo("demo stopped", err=True)
