@@ -128,6 +128,10 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "信頼できる発行元のものではありません。",
         "error_revocation_unavailable": "電子証明書の失効情報を確認できませんでした。"
         "しばらくしてからやり直してください。",
+        "error_certificate_wrong_purpose": "利用者証明用ではない電子証明書が使われました。",
+        "error_revocation_stale": "電子証明書の失効情報が古いため確認できませんでした。"
+        "しばらくしてからやり直してください。",
+        "error_revocation_unknown": "電子証明書の状態を確認できませんでした。",
         "error_signature_invalid": "カードの署名を確認できませんでした。",
         "error_card_mismatch": "途中で別のカードが使われました。最初からやり直してください。",
         "error_transaction_closed": "このログインはすでに終わっています。",
@@ -245,6 +249,10 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "error_certificate_untrusted": "The card's certificate is not from a trusted issuer.",
         "error_revocation_unavailable": "The revocation status could not be checked. Try again "
         "later.",
+        "error_certificate_wrong_purpose": "A certificate other than the user authentication "
+        "certificate was used.",
+        "error_revocation_stale": "The revocation information is out of date. Try again later.",
+        "error_revocation_unknown": "The certificate's status could not be confirmed.",
         "error_signature_invalid": "The card's signature could not be verified.",
         "error_card_mismatch": "A different card was used part-way through. Start over.",
         "error_transaction_closed": "This sign-in has already ended.",

@@ -1,0 +1,208 @@
+"""The QR login end to end in headless Chromium: the demo relying party, the provider's login
+page with its rotating QR code, the phone simulator on a phone-sized page, a virtual card.
+
+Real servers on 127.0.0.1 (werkzeug threads), real Redis, SQLite and PostgreSQL. The test
+reads the QR frame from the page's text alternative, like a camera would read the image.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from login_support import LoginPki
+from phone_support import Stack, start_stack
+from playwright.sync_api import Page, expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.redis]
+
+WINDOW = 5  # seconds a QR frame is accepted (the default)
+
+
+@pytest.fixture
+def stack(db_url: str, redis_url: str, login_pki: LoginPki, tmp_path: Path) -> Iterator[Stack]:
+    with start_stack(
+        db_url, redis_url, login_pki, tmp_path, idp_settings={"QR_FRAME_WINDOW": WINDOW}
+    ) as running:
+        yield running
+
+
+def open_login(desktop: Page, stack: Stack) -> str:
+    """The relying party's button, then the provider's login page with a QR code."""
+    desktop.goto(stack.rp.url + "/")
+    desktop.click("#login")
+    expect(desktop).to_have_url(re.compile(re.escape(stack.idp.url) + r"/login/[A-Za-z0-9_-]+$"))
+    expect(desktop.locator("#qr-image svg")).to_be_visible()
+    expect(desktop.locator("#login-status")).to_have_attribute("data-state", "created")
+    code = desktop.locator("#verification-code").inner_text().strip()
+    assert re.fullmatch(r"[0-9]{4}", code), code
+    return code
+
+
+def current_frame(desktop: Page) -> str:
+    """The frame on screen now, from the QR's text alternative."""
+    frame = (desktop.locator("#qr-content").text_content() or "").strip()
+    assert frame.startswith("http://127.0.0.1:") and "/m/" in frame, frame
+    return frame
+
+
+def scan(phone: Page, stack: Stack, frame: str) -> None:
+    """What clicking the QR on the demo's page does: open the simulator with the frame."""
+    phone.goto(f"{stack.phone.url}/?qr={quote(frame, safe='')}")
+
+
+def step(phone: Page, name: str) -> None:
+    expect(phone.locator("#screen")).to_have_attribute("data-step", name)
+
+
+def enter_pin(phone: Page, pin: str) -> None:
+    """PIN1 on the on-screen PIN pad."""
+    expect(phone.locator("#pinpad")).to_be_visible()
+    for digit in pin:
+        phone.click(f'#pinpad [data-digit="{digit}"]')
+    phone.click("#ok")
+
+
+def finish_on_desktop(desktop: Page, stack: Stack) -> None:
+    """The desktop page moved on by itself: consent, then the relying party's result."""
+    desktop.wait_for_url(re.compile(r"/login/[A-Za-z0-9_-]+/continue"))
+    desktop.click('button[value="approve"]')
+    desktop.wait_for_url(stack.rp.url + "/me")
+    body = desktop.locator("body")
+    expect(body).to_contain_text("山田　太郎")
+    expect(body).to_contain_text("石川県加賀市大聖寺南町ニ４１番地")
+    expect(body).to_contain_text("1985-04-01")
+    expect(body).to_contain_text("urn:myna-idp:acr:jpki-card-pin")
+
+
+def test_qr_login_with_the_phone_simulator(desktop: Page, phone: Page, stack: Stack) -> None:
+    code = open_login(desktop, stack)
+    scan(phone, stack, current_frame(desktop))
+    step(phone, "confirm")
+    # the phone says who is asking, where, and the code the computer shows
+    expect(phone.locator("#asking")).to_contain_text("加賀市 電子申請（デモ）")
+    expect(phone.locator("#origin")).to_have_text(stack.idp.url)
+    expect(phone.locator("#verification-code")).to_have_text(code)
+    # the computer learnt of the pickup: the QR is gone, the status says so
+    expect(desktop.locator("#login-status")).to_have_attribute("data-state", "picked_up")
+    expect(desktop.locator("#qr-area")).to_be_hidden()
+    expect(desktop.locator("#qr-hidden")).to_be_visible()
+
+    phone.click("#continue")
+    step(phone, "pin")
+    expect(phone.locator("#tries-left")).to_have_text("残り 3 回")
+    enter_pin(phone, "1234")
+    step(phone, "password")  # first login: enrollment
+    expect(phone.locator("#notice")).to_have_attribute("data-notice", "enrollment")
+    phone.fill("#secret", "ABC123")
+    phone.click("#ok")
+    step(phone, "done")
+    finish_on_desktop(desktop, stack)
+    assert any("/events" in path for path in stack.idp_requests.paths("/login/"))
+
+
+@pytest.fixture
+def two_instances(
+    db_url: str, redis_url: str, login_pki: LoginPki, tmp_path: Path
+) -> Iterator[Stack]:
+    with start_stack(
+        db_url,
+        redis_url,
+        login_pki,
+        tmp_path,
+        two_instances=True,
+        idp_settings={"QR_FRAME_WINDOW": WINDOW},
+    ) as running:
+        yield running
+
+
+def test_page_on_one_instance_device_on_the_other(
+    desktop: Page, phone: Page, two_instances: Stack
+) -> None:
+    """The page and its event stream are served by instance A; the phone's pickup and card
+    response go to instance B (same issuer, Redis and database). Polling is blocked, so only
+    the event stream, through Redis pub/sub, can move the page on."""
+    stack = two_instances
+    assert stack.second is not None and stack.second_requests is not None
+    polled: list[str] = []
+
+    def refuse(route: Any) -> None:
+        polled.append(route.request.url)
+        route.abort()
+
+    desktop.route(re.compile(r".*/login/[A-Za-z0-9_-]+/status$"), refuse)
+    open_login(desktop, stack)
+    scan(phone, stack, current_frame(desktop))
+    step(phone, "confirm")
+    expect(desktop.locator("#login-status")).to_have_attribute("data-state", "picked_up")
+    phone.click("#continue")
+    enter_pin(phone, "1234")
+    phone.fill("#secret", "ABC123")
+    phone.click("#ok")
+    step(phone, "done")
+    finish_on_desktop(desktop, stack)
+
+    device_on_b = stack.second_requests.paths("/device/")
+    assert "POST /device/v1/pickup" in device_on_b
+    assert any(p.endswith("/response") and p.startswith("POST") for p in device_on_b)
+    assert stack.idp_requests.paths("/device/") == []  # A never saw the phone
+    assert any(p.endswith("/events") for p in stack.idp_requests.paths("/login/"))
+    assert stack.second_requests.paths("/login/") == []  # B never saw the browser
+    assert polled == []  # the page never needed its polling fallback
+
+
+def test_a_screenshot_of_the_qr_is_refused_and_the_page_keeps_its_qr(
+    desktop: Page, phone: Page, stack: Stack
+) -> None:
+    open_login(desktop, stack)
+    screenshot = current_frame(desktop)
+    time.sleep(WINDOW + 1.2)  # relayed to someone else's phone: seconds later
+    phone.goto(stack.phone.url + "/")
+    phone.fill("#qr", screenshot)
+    phone.click("#scan")
+    error = phone.locator("#scan-error")
+    expect(error).to_have_attribute("data-error", "qr_stale")
+    expect(error).to_contain_text("QRコードの有効期限")
+    # nothing happened to the login: the computer still shows a (newer) QR code
+    expect(desktop.locator("#login-status")).to_have_attribute("data-state", "created")
+    expect(desktop.locator("#qr-area")).to_be_visible()
+    expect(desktop.locator("#qr-content")).not_to_have_text(screenshot)
+
+    # the live frame works; cancelling on the phone tells the computer
+    scan(phone, stack, current_frame(desktop))
+    step(phone, "confirm")
+    phone.click("#cancel")
+    step(phone, "cancelled")
+    expect(desktop.locator("#message")).to_be_visible()
+    expect(desktop.locator("#qr-area")).to_have_count(0)
+
+
+def test_wrong_pins_show_the_tries_left_and_the_last_try_asks_first(
+    desktop: Page, phone: Page, stack: Stack
+) -> None:
+    open_login(desktop, stack)
+    scan(phone, stack, current_frame(desktop))
+    step(phone, "confirm")
+    phone.click("#continue")
+    step(phone, "pin")
+    enter_pin(phone, "9999")
+    step(phone, "pin")
+    expect(phone.locator("#notice")).to_have_text("暗証番号が違います。")
+    expect(phone.locator("#tries-left")).to_have_text("残り 2 回")
+    enter_pin(phone, "0000")
+    step(phone, "last_try")
+    expect(phone.locator("#last-try")).to_contain_text("ロック")
+    phone.click("#use-last-try")
+    step(phone, "pin")
+    expect(phone.locator("#tries-left")).to_have_text("残り 1 回")
+    enter_pin(phone, "1234")
+    step(phone, "password")
+    phone.fill("#secret", "abc123")  # lower case typed; the app upper-cases it
+    phone.click("#ok")
+    step(phone, "done")
+    finish_on_desktop(desktop, stack)
