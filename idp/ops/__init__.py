@@ -8,6 +8,7 @@
 - ``headers``: the security headers of every response (CSP with nonces, HSTS, ...).
 - ``proxies``: forwarded headers honoured only from the configured proxy addresses.
 - ``settings``: this package's ``IDP_*`` settings.
+- ``gunicorn_conf``: the gunicorn configuration (``gunicorn -c python:idp.ops.gunicorn_conf``).
 
 Importing this package has no side effects; :func:`init_app` wires it into an app.
 """

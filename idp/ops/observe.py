@@ -14,8 +14,9 @@ hook, so the login and OAuth code needs no counting calls of its own:
 Database failures are counted by SQLAlchemy's ``handle_error`` event on the app's engine,
 Redis failures by the store itself (:func:`idp.ops.metrics.record_redis_error`).
 
-The access log (logger ``idp.access``, INFO) names method, path (never the query string),
-endpoint, status and duration; the path goes through redaction like every record. Probes and
+The access log (logger ``idp.access``, INFO) names method, route (``/login/<transaction_id>``,
+not the transaction; the path only when no route matched, and never the query string), endpoint,
+status and duration; it goes through redaction like every record. Probes and
 scrapes (``/healthz``, ``/readyz``, ``/metrics``) are counted but not logged.
 """
 
@@ -101,15 +102,17 @@ def _observe(response: Response) -> Response:
     metrics.HTTP_REQUEST_SECONDS.labels(endpoint=endpoint).observe(elapsed)
     _count(response, endpoint)
     if get_ops_settings(current_app).access_log and not endpoint.startswith(_QUIET):
+        # The route, not the path: /login/<transaction_id> names no transaction.
+        path = request.url_rule.rule if request.url_rule is not None else request.path
         access_log.info(
             "%s %s %d %.1fms",
             method,
-            request.path,
+            path,
             response.status_code,
             elapsed * 1000,
             extra={
                 "method": method,
-                "path": request.path,
+                "path": path,
                 "endpoint": endpoint,
                 "status": response.status_code,
                 "duration_ms": round(elapsed * 1000, 1),
