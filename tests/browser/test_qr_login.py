@@ -158,3 +158,30 @@ def test_wrong_pins_show_the_tries_left_and_the_last_try_asks_first(
     phone.click("#ok")
     step(phone, "done")
     finish_on_desktop(desktop, stack)
+
+
+def test_same_device_app_link_and_back_to_the_browser(phone: Page, stack: Stack) -> None:
+    """On a phone: the login page's button hands the app the frame and the way back; after the
+    card the app opens the login page again, which completes in the same browser."""
+    browser = phone  # one phone: its browser and the app share the device (and the cookie)
+    open_login(browser, stack)
+    login_url = browser.url
+    link = browser.locator("#app-link").get_attribute("href") or ""
+    assert link.startswith("myna-idp://handoff?qr=") and "&return=" in link
+    app = browser.context.new_page()  # the app, opened by the link
+    app.goto(stack.phone.url + "/")
+    app.fill("#qr", link)
+    app.click("#scan")
+    step(app, "confirm")
+    app.click("#continue")
+    enter_pin(app, "1234")
+    app.fill("#secret", "ABC123")
+    app.click("#ok")
+    step(app, "done")
+    back = app.locator("#return")
+    assert (back.get_attribute("href") or "").startswith(login_url)
+    back.click()  # the app opens the browser page again
+    expect(app).to_have_url(re.compile(r"/login/[A-Za-z0-9_-]+/continue"))
+    app.click('button[value="approve"]')
+    expect(app).to_have_url(stack.rp.url + "/me")
+    expect(app.locator("body")).to_contain_text("山田　太郎")
