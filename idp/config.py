@@ -58,6 +58,10 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LOGINS_PER_ADDRESS": 60,
     "RATE_PICKUPS_PER_ADDRESS": 60,
     "MUNICIPALITIES": {},
+    "PAR_TTL": 60,
+    "DPOP_PROOF_MAX_AGE": 60,
+    "DPOP_NONCE_REQUIRED": True,
+    "DPOP_NONCE_LIFETIME": 300,
 }
 
 #: The placeholder secret used by tests only; refused outside ``TESTING``.
@@ -119,6 +123,13 @@ class Settings:
     rate_pickups_per_address: int = 60
     #: (全国地方公共団体コード, name as addresses start) pairs for the ``resident_of`` claim.
     municipalities: tuple[tuple[str, str], ...] = ()
+    #: Lifetime of a pushed authorization request's request_uri (RFC 9126), seconds.
+    par_ttl: int = 60
+    #: DPoP (RFC 9449): how old a proof's iat may be; whether server nonces are required and
+    #: how long one nonce stays valid (a nonce is accepted for up to twice this).
+    dpop_proof_max_age: int = 60
+    dpop_nonce_required: bool = True
+    dpop_nonce_lifetime: int = 300
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -177,6 +188,9 @@ class Settings:
                 "ENROLLMENT_MAX_AGE_DAYS",
                 "JWKS_MAX_AGE",
                 "DISCOVERY_MAX_AGE",
+                "PAR_TTL",
+                "DPOP_PROOF_MAX_AGE",
+                "DPOP_NONCE_LIFETIME",
                 "QR_FRAME_WINDOW",
                 "EVENTS_HEARTBEAT",
                 "RATE_LIMIT_WINDOW",
@@ -197,6 +211,8 @@ class Settings:
             problems.append("IDP_QR_FRAME_WINDOW must be at most 30 seconds")
         if ints["CODE_TTL"] > 600:
             problems.append("IDP_CODE_TTL must be at most 600 seconds")
+        if ints["PAR_TTL"] > 600:
+            problems.append("IDP_PAR_TTL must be at most 600 seconds")
         if ints["REFRESH_TOKEN_MAX_LIFETIME"] < ints["REFRESH_TOKEN_TTL"]:
             problems.append("IDP_REFRESH_TOKEN_MAX_LIFETIME must be at least IDP_REFRESH_TOKEN_TTL")
         try:
@@ -245,6 +261,10 @@ class Settings:
             rate_logins_per_address=non_negative["RATE_LOGINS_PER_ADDRESS"],
             rate_pickups_per_address=non_negative["RATE_PICKUPS_PER_ADDRESS"],
             municipalities=municipalities,
+            par_ttl=ints["PAR_TTL"],
+            dpop_proof_max_age=ints["DPOP_PROOF_MAX_AGE"],
+            dpop_nonce_required=_boolean(config.get("DPOP_NONCE_REQUIRED", True)),
+            dpop_nonce_lifetime=ints["DPOP_NONCE_LIFETIME"],
             extra={k: v for k, v in config.items() if k not in DEFAULTS},
         )
 

@@ -1,8 +1,10 @@
 """The seam between the authorization endpoint and the card login.
 
-1. ``GET|POST /authorize`` validates the request completely (Authlib + :mod:`request_checks`)
-   and builds an :class:`AuthorizationContext`. Errors: a redirect to the registered URI with
-   ``error``, ``state`` and ``iss``, or an error page when there is no safe URI.
+1. ``GET|POST /authorize`` resolves a pushed request (``request_uri``) or a signed request
+   object (``request``) and the client's policies (:mod:`pushed`), validates the request
+   completely (Authlib + :mod:`request_checks`) and builds an :class:`AuthorizationContext`.
+   Errors: a redirect to the registered URI with ``error``, ``state`` and ``iss``, or an error
+   page when there is no safe URI.
 2. It hands the context to the login starter registered with :func:`register_login_starter`
    (a ``callable(ctx) -> Response``, e.g. the card login page); without one, a 503 page.
 3. When the resident has logged in and consented, the login code calls
@@ -40,6 +42,7 @@ from idp.oidc.claims_request import (
 )
 from idp.oidc.clients import OAuthClient
 from idp.oidc.grants import AuthenticatedResident
+from idp.oidc.pushed import resolve_authorization_request
 from idp.oidc.server import get_server
 from idp.oidc.subject import pairwise_sub
 from idp.storage.audit import record_release
@@ -99,6 +102,8 @@ class AuthorizationContext:
     #: The release plan when the request had a ``claims`` parameter (:mod:`claims_request`);
     #: its items are already in ``scopes``.
     claims: dict[str, Any] | None = None
+    #: RFC 9449 section 10: the DPoP key thumbprint the code will be bound to.
+    dpop_jkt: str | None = None
 
     @property
     def requested_items(self) -> tuple[str, ...]:
@@ -140,6 +145,7 @@ class AuthorizationContext:
                 client_name_en=_optional_text(data, "client_name_en"),
                 request_id=_text(data, "request_id"),
                 claims=claims,
+                dpop_jkt=_optional_text(data, "dpop_jkt"),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed authorization context: {exc}") from exc
@@ -166,6 +172,8 @@ class AuthorizationContext:
             params["ui_locales"] = " ".join(self.ui_locales)
         if self.claims is not None:
             params["claims"] = json.dumps(self.claims, ensure_ascii=False, separators=(",", ":"))
+        if self.dpop_jkt:
+            params["dpop_jkt"] = self.dpop_jkt
         return params
 
 
@@ -179,7 +187,7 @@ def begin_authorization() -> Response:
     settings = get_settings()
     server = get_server()
     try:
-        grant = server.get_consent_grant(end_user=None)
+        grant = server.get_consent_grant(resolve_authorization_request(server), end_user=None)
         ctx = _context_from_grant(grant)
     except OAuth2Error as error:
         return errors.authorization_error_response(error, issuer=settings.issuer)
@@ -311,6 +319,7 @@ def _context_from_grant(grant: Any) -> AuthorizationContext:
         login_hint=data.get("login_hint") or None,
         acr_values=tuple(str(data.get("acr_values") or "").split()),
         ui_locales=tuple(str(data.get("ui_locales") or "").split()),
+        dpop_jkt=data.get("dpop_jkt") or None,
     )
 
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -32,8 +33,13 @@ from idp.storage.ephemeral import EphemeralStore
 
 __all__ = [
     "ASSERTION_ALGS",
+    "CLIENT_AUTH_PATHS",
+    "FAPI2_ALGS",
+    "ClientKeysError",
     "PrivateKeyJwtAuth",
+    "client_key_set",
     "hash_client_secret",
+    "jose_header",
     "public_key_set",
     "verify_client_secret",
 ]
@@ -52,12 +58,28 @@ ASSERTION_ALGS: tuple[str, ...] = (
     "RS512",
     "Ed25519",
 )
+#: Algorithms the FAPI 2.0 Security Profile allows (client assertions, request objects, DPoP
+#: proofs of clients with the ``fapi2`` profile).
+FAPI2_ALGS: tuple[str, ...] = ("PS256", "ES256", "Ed25519")
+
 #: Endpoints where clients authenticate; a client assertion may name any of them as ``aud``.
 CLIENT_AUTH_PATHS = frozenset({"/token", "/revoke", "/introspect", "/par"})
 _PUBLIC_KTYS = {"RSA", "EC", "OKP"}
 _PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k"}
 _JWKS_CACHE_TTL = 300
 _JWKS_MAX_BYTES = 64 * 1024
+
+
+def jose_header(token: Any) -> dict[str, Any]:
+    """The (unverified) protected header of a compact JWS; empty if unreadable."""
+    if not isinstance(token, str) or token.count(".") != 2:
+        return {}
+    segment = token.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, TypeError):
+        return {}
+    return header if isinstance(header, dict) else {}
 
 
 def hash_client_secret(secret: str) -> str:
@@ -117,6 +139,17 @@ class PrivateKeyJwtAuth(JWTBearerClientAssertion):
             )
         return dict(headers), dict(claims)
 
+    def __call__(self, query_client: Any, request: Any) -> Any:
+        """Authlib's verification; then ``fapi2`` clients must have used a FAPI 2.0 algorithm."""
+        client = super().__call__(query_client, request)
+        if client is not None and client.fapi2:
+            alg = jose_header(request.form.get("client_assertion")).get("alg")
+            if alg not in FAPI2_ALGS:
+                raise oauth_error(
+                    "invalid_client", "FAPI 2.0 clients must sign with PS256, ES256 or Ed25519."
+                )
+        return client
+
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict[str, Any]:
         try:
             token = jwt.decode(assertion, resolve_key, algorithms=list(ASSERTION_ALGS))
@@ -149,34 +182,44 @@ class PrivateKeyJwtAuth(JWTBearerClientAssertion):
         return self._redis().add_once(f"jti:{digest}", ttl=ttl)
 
     def resolve_client_public_key(self, client: Any) -> KeySet:
-        row = client.row
         try:
-            if row.jwks is not None:
-                return public_key_set(row.jwks)
-            if row.jwks_uri is not None:
-                return public_key_set(self._fetch_jwks(row.client_id, row.jwks_uri))
-        except ValueError as exc:
-            raise oauth_error(
-                "invalid_client", "The client's registered keys are unusable."
-            ) from exc
-        raise oauth_error("invalid_client", "The client has no registered keys.")
+            return client_key_set(client, self._redis())
+        except ClientKeysError as exc:
+            raise oauth_error("invalid_client", str(exc)) from exc
 
-    def _fetch_jwks(self, client_id: str, uri: str) -> Any:
-        store = self._redis()
-        cache_key = f"client-jwks:{hashlib.sha256(client_id.encode()).hexdigest()}"
-        cached = store.get_json(cache_key)
-        if cached is not None:
-            return cached
-        try:
-            response = requests.get(uri, timeout=5, allow_redirects=False, stream=True)
-            body = response.raw.read(_JWKS_MAX_BYTES + 1, decode_content=True)
-        except requests.RequestException as exc:
-            raise oauth_error("invalid_client", "The client's jwks_uri is unreachable.") from exc
-        if response.status_code != 200 or len(body) > _JWKS_MAX_BYTES:
-            raise oauth_error("invalid_client", "The client's jwks_uri gave no usable key set.")
-        try:
-            jwks = json.loads(body)
-        except ValueError as exc:
-            raise oauth_error("invalid_client", "The client's jwks_uri is not JSON.") from exc
-        store.put_json(cache_key, jwks, ttl=_JWKS_CACHE_TTL)
-        return jwks
+
+class ClientKeysError(Exception):
+    """The client has no usable registered keys (message: fixed text, safe to send)."""
+
+
+def client_key_set(client: Any, store: EphemeralStore) -> KeySet:
+    """The client's registered public keys (``jwks``, or ``jwks_uri`` cached 5 minutes)."""
+    row = client.row
+    try:
+        if row.jwks is not None:
+            return public_key_set(row.jwks)
+        if row.jwks_uri is not None:
+            return public_key_set(_fetch_jwks(store, row.client_id, row.jwks_uri))
+    except ValueError as exc:
+        raise ClientKeysError("The client's registered keys are unusable.") from exc
+    raise ClientKeysError("The client has no registered keys.")
+
+
+def _fetch_jwks(store: EphemeralStore, client_id: str, uri: str) -> Any:
+    cache_key = f"client-jwks:{hashlib.sha256(client_id.encode()).hexdigest()}"
+    cached = store.get_json(cache_key)
+    if cached is not None:
+        return cached
+    try:
+        response = requests.get(uri, timeout=5, allow_redirects=False, stream=True)
+        body = response.raw.read(_JWKS_MAX_BYTES + 1, decode_content=True)
+    except requests.RequestException as exc:
+        raise ClientKeysError("The client's jwks_uri is unreachable.") from exc
+    if response.status_code != 200 or len(body) > _JWKS_MAX_BYTES:
+        raise ClientKeysError("The client's jwks_uri gave no usable key set.")
+    try:
+        jwks = json.loads(body)
+    except ValueError as exc:
+        raise ClientKeysError("The client's jwks_uri is not JSON.") from exc
+    store.put_json(cache_key, jwks, ttl=_JWKS_CACHE_TTL)
+    return jwks

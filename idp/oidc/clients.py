@@ -19,12 +19,20 @@ from authlib.oauth2.rfc6749 import ClientMixin
 from idp.config import ID_TOKEN_ALGS
 from idp.extensions import get_settings
 from idp.oidc.claims import OFFLINE_ACCESS, SUPPORTED_SCOPES, offered_scopes
-from idp.oidc.client_auth import hash_client_secret, public_key_set, verify_client_secret
+from idp.oidc.client_auth import (
+    FAPI2_ALGS,
+    hash_client_secret,
+    public_key_set,
+    verify_client_secret,
+)
 from idp.oidc.subject import SectorError, sector_for
 from idp.storage.clients import Client, get_client
 
 __all__ = [
     "AUTH_METHODS",
+    "FAPI2",
+    "FAPI2_CODE_TTL",
+    "PROFILES",
     "ClientRegistrationError",
     "NewClient",
     "OAuthClient",
@@ -33,6 +41,12 @@ __all__ = [
 ]
 
 AUTH_METHODS = ("private_key_jwt", "client_secret_basic", "none")
+
+#: The FAPI 2.0 Security Profile: PAR + PKCE + private_key_jwt + DPoP, PS256/ES256/Ed25519,
+#: codes of at most FAPI2_CODE_TTL seconds.
+FAPI2 = "fapi2"
+PROFILES = (FAPI2,)
+FAPI2_CODE_TTL = 30
 
 
 class OAuthClient(ClientMixin):
@@ -56,6 +70,39 @@ class OAuthClient(ClientMixin):
     @property
     def name_en(self) -> str | None:
         return self.row.name_en
+
+    @property
+    def fapi2(self) -> bool:
+        """The client has the FAPI 2.0 Security Profile switched on (``profile = "fapi2"``)."""
+        return self.row.profile == FAPI2
+
+    @property
+    def requires_par(self) -> bool:
+        """Authorization requests only through ``/par`` (RFC 9126)."""
+        return self.fapi2 or bool(self.row.require_pushed_authorization_requests)
+
+    @property
+    def requires_signed_request_object(self) -> bool:
+        """Authorization requests only as signed request objects (RFC 9101)."""
+        return bool(self.row.require_signed_request_object)
+
+    @property
+    def requires_dpop(self) -> bool:
+        """Token requests only with a DPoP proof (RFC 9449 ``dpop_bound_access_tokens``)."""
+        return self.fapi2 or bool(self.row.dpop_bound_access_tokens)
+
+    @property
+    def is_public(self) -> bool:
+        """No client authentication (``none``): refresh tokens are bound to its DPoP key."""
+        return self.row.token_endpoint_auth_method == "none"  # noqa: S105 (a method name)
+
+    def code_ttl(self, default: int) -> int:
+        """Lifetime of this client's codes: shorter for FAPI 2.0 clients."""
+        return min(default, FAPI2_CODE_TTL) if self.fapi2 else default
+
+    def signing_algs(self, algs: Sequence[str]) -> list[str]:
+        """``algs`` limited to what this client's profile allows."""
+        return [alg for alg in algs if not self.fapi2 or alg in FAPI2_ALGS]
 
     @property
     def sector(self) -> str:
@@ -146,6 +193,10 @@ def new_client(
     scopes: Sequence[str] = ("name", "address", "birthdate", "gender"),
     client_id: str | None = None,
     resource_server: bool = False,
+    profile: str | None = None,
+    require_pushed_authorization_requests: bool = False,
+    require_signed_request_object: bool = False,
+    dpop_bound_access_tokens: bool = False,
 ) -> NewClient:
     """Validate registration input and build the client (not yet stored)."""
     if not name.strip():
@@ -165,6 +216,15 @@ def new_client(
         sector_for(sector_identifier=sector_identifier, redirect_uris=redirect_uris)
     except SectorError as exc:
         raise ClientRegistrationError(str(exc)) from exc
+    if profile is not None and profile not in PROFILES:
+        raise ClientRegistrationError(f"profile must be one of {', '.join(PROFILES)}")
+    if profile == FAPI2:
+        if auth_method != "private_key_jwt":
+            raise ClientRegistrationError("the fapi2 profile needs private_key_jwt")
+        if id_token_alg not in FAPI2_ALGS:
+            raise ClientRegistrationError("the fapi2 profile needs an ES256 or PS256 ID token")
+    if require_signed_request_object and auth_method != "private_key_jwt":
+        raise ClientRegistrationError("signed request objects need the client's keys (jwks)")
     if client_id is not None and not (
         0 < len(client_id) <= 64 and client_id.isascii() and client_id.isprintable()
     ):
@@ -202,6 +262,10 @@ def new_client(
         sector_identifier=sector_identifier,
         allowed_scopes=list(dict.fromkeys(s for s in scopes if s != "openid")),
         resource_server=resource_server,
+        profile=profile,
+        require_pushed_authorization_requests=require_pushed_authorization_requests,
+        require_signed_request_object=require_signed_request_object,
+        dpop_bound_access_tokens=dpop_bound_access_tokens,
     )
     return NewClient(client=client, client_secret=secret)
 

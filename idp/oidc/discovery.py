@@ -8,9 +8,11 @@ from idp.config import ID_TOKEN_ALGS, Settings
 from idp.oidc.assurance import EVIDENCE_TYPES, TRUST_FRAMEWORK, VERIFIABLE_CLAIMS
 from idp.oidc.claims import ACR_CARD_PIN, CLAIMS_BY_SCOPE, offered_scopes
 from idp.oidc.client_auth import ASSERTION_ALGS
+from idp.oidc.dpop import DPOP_ALGS
 from idp.oidc.grants import TOKEN_ENDPOINT_AUTH_METHODS
 from idp.oidc.introspection import TokenIntrospection
 from idp.oidc.request_checks import PROMPTS
+from idp.oidc.request_objects import REQUEST_OBJECT_ALGS
 
 __all__ = ["ENDPOINTS", "provider_metadata"]
 
@@ -21,6 +23,7 @@ ENDPOINTS = {
     "userinfo_endpoint": "/userinfo",
     "revocation_endpoint": "/revoke",
     "introspection_endpoint": "/introspect",
+    "pushed_authorization_request_endpoint": "/par",
     "jwks_uri": "/jwks.json",
 }
 
@@ -68,9 +71,13 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
             "claims_locales_supported": ["ja"],
             "authorization_response_iss_parameter_supported": True,
             "claims_parameter_supported": True,
-            "request_parameter_supported": False,
+            "request_parameter_supported": True,
+            "request_object_signing_alg_values_supported": list(REQUEST_OBJECT_ALGS),
+            "require_signed_request_object": False,
             "request_uri_parameter_supported": False,
             "require_request_uri_registration": False,
+            "require_pushed_authorization_requests": False,
+            "dpop_signing_alg_values_supported": list(DPOP_ALGS),
             # OpenID Connect for Identity Assurance 1.0
             "verified_claims_supported": True,
             "trust_frameworks_supported": [TRUST_FRAMEWORK],

@@ -132,6 +132,27 @@ ERRORS: dict[str, ErrorSpec] = {
     "registration_not_supported": ErrorSpec(
         400, "The registration parameter is not supported.", _BAD_REQUEST_JA, _BAD_REQUEST_EN
     ),
+    "invalid_request_object": ErrorSpec(
+        400,
+        "The request object is invalid, unsigned or not signed by the client.",
+        _BAD_REQUEST_JA,
+        _BAD_REQUEST_EN,
+    ),
+    "invalid_request_uri": ErrorSpec(
+        400,
+        "The request_uri is unknown, expired, already used or for another client.",
+        _BAD_REQUEST_JA,
+        _BAD_REQUEST_EN,
+    ),
+    "invalid_dpop_proof": ErrorSpec(
+        400, "The DPoP proof is missing, invalid or replayed.", _BAD_REQUEST_JA, _BAD_REQUEST_EN
+    ),
+    "use_dpop_nonce": ErrorSpec(
+        400,
+        "The DPoP proof must carry the nonce in the DPoP-Nonce header.",
+        _BAD_REQUEST_JA,
+        _BAD_REQUEST_EN,
+    ),
     "invalid_token": ErrorSpec(
         401,
         "The access token is invalid, expired or revoked.",
@@ -164,6 +185,31 @@ _CLASSES: dict[str, type[OAuth2Error]] = {
 _STATE_MAX = 255
 
 
+class _ExtraHeaders:
+    """Mixin: protocol headers an error carries besides Authlib's (DPoP challenges, nonces)."""
+
+    extra_headers: list[tuple[str, str]]
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        headers = super().get_headers()  # type: ignore[misc]
+        replaced = {name.lower() for name, _ in self.extra_headers}
+        return [h for h in headers if h[0].lower() not in replaced] + self.extra_headers
+
+
+class _OAuth2ErrorWithHeaders(_ExtraHeaders, OAuth2Error):
+    pass
+
+
+class _InvalidTokenWithHeaders(_ExtraHeaders, InvalidTokenError):
+    pass
+
+
+_WITH_HEADERS: dict[type[OAuth2Error], type[OAuth2Error]] = {
+    OAuth2Error: _OAuth2ErrorWithHeaders,
+    InvalidTokenError: _InvalidTokenWithHeaders,
+}
+
+
 def oauth_error(
     code: str,
     description: str | None = None,
@@ -171,11 +217,20 @@ def oauth_error(
     state: str | None = None,
     redirect_uri: str | None = None,
     status: int | None = None,
+    headers: list[tuple[str, str]] | None = None,
 ) -> OAuth2Error:
-    """Build the error for ``code`` (a key of :data:`ERRORS`); raise it or respond with it."""
+    """Build the error for ``code`` (a key of :data:`ERRORS`); raise it or respond with it.
+
+    ``headers`` are added to (or replace) the protocol headers of the response, e.g. a
+    ``WWW-Authenticate: DPoP`` challenge and a ``DPoP-Nonce``.
+    """
     spec = ERRORS[code]
     cls = _CLASSES.get(code, OAuth2Error)
+    if headers:
+        cls = _WITH_HEADERS[cls]
     error = cls(description=description or spec.description, status_code=status or spec.status)
+    if headers:
+        error.extra_headers = list(headers)  # type: ignore[attr-defined]
     error.error = code
     error.state = state
     error.redirect_uri = redirect_uri
@@ -266,6 +321,9 @@ def error_response(error: OAuth2Error) -> Response:
         # One status for every failed client authentication, whoever raised it (Authlib uses
         # 400 or 401 depending on the method tried last).
         error = oauth_error("invalid_client", error.get_error_description())
+    if str(error.error) not in ERRORS:  # an Authlib-raised code we do not list
+        log.warning("unlisted OAuth error code %r", error.error)
+        error = oauth_error("invalid_request")
     status, body, headers = error()
     response = Response(json.dumps(body), status=status, mimetype="application/json")
     for name, value in headers:

@@ -28,6 +28,7 @@ from flask import g
 from idp.config import Settings
 from idp.oidc.claims import japan_today
 from idp.oidc.claims_request import parse_claims, release
+from idp.oidc.dpop import require_binding
 from idp.oidc.errors import oauth_error
 from idp.oidc.keys import ActiveKey, KeyRing
 from idp.oidc.subject import pairwise_sub
@@ -86,6 +87,8 @@ class AuthorizationCodeRecord:
     issued_at: int
     #: The release plan (:mod:`idp.oidc.claims_request`) when the request had ``claims``.
     claims: dict[str, Any] | None = None
+    #: RFC 9449 section 10: the DPoP key the code is bound to (``dpop_jkt``), if any.
+    dpop_jkt: str | None = None
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -143,9 +146,10 @@ class CodeGrant(grants.AuthorizationCodeGrant):
             request_id=user.request_id,
             issued_at=int(time.time()),
             claims=parse_claims(data["claims"]) if data.get("claims") else None,
+            dpop_jkt=data.get("dpop_jkt") or None,
         )
-        settings = self.server.settings
-        self.server.store.put_json(f"code:{record.grant_id}", asdict(record), ttl=settings.code_ttl)
+        ttl = request.client.code_ttl(self.server.settings.code_ttl)
+        self.server.store.put_json(f"code:{record.grant_id}", asdict(record), ttl=ttl)
 
     def query_authorization_code(self, code: str, client: Any) -> AuthorizationCodeRecord | None:
         if not isinstance(code, str) or not 0 < len(code) <= 128:
@@ -170,6 +174,13 @@ class CodeGrant(grants.AuthorizationCodeGrant):
                 "invalid_grant", "The authorization code was issued to another client."
             )
         return record
+
+    def validate_token_request(self) -> None:
+        """Authlib's checks, then the DPoP rules (:func:`idp.oidc.dpop.require_binding`)."""
+        super().validate_token_request()
+        code = self.request.authorization_code
+        assert isinstance(code, AuthorizationCodeRecord)
+        require_binding(self.request.client, code.dpop_jkt)
 
     def delete_authorization_code(self, authorization_code: AuthorizationCodeRecord) -> None:
         """Nothing to do: redemption already removed the code (GETDEL)."""

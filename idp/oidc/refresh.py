@@ -7,7 +7,8 @@ A refresh token exists only for a grant whose consented scope includes ``offline
 2. the token is looked up for *this* client (another client's token is simply unknown);
    a token that was already rotated means the grant leaked: **the whole grant is revoked**
    (every access and refresh token issued from that authorization) and ``invalid_grant``;
-3. a narrower ``scope`` may be asked for (a wider one is ``invalid_scope``);
+3. a narrower ``scope`` may be asked for (a wider one is ``invalid_scope``); a token bound to
+   a DPoP key (public clients) needs a proof of that key, a client that requires DPoP a proof;
 4. the resident's consent to ``offline_access`` for this client must still be active
    (withdrawn consent revokes the grant);
 5. the token is consumed atomically (``GETDEL``, leaving a ``spent-rt`` marker); losing that
@@ -26,6 +27,7 @@ from authlib.oauth2.rfc6749 import grants
 
 from idp.oidc.claims import japan_today
 from idp.oidc.claims_request import release
+from idp.oidc.dpop import require_binding
 from idp.oidc.errors import oauth_error
 from idp.oidc.grants import TOKEN_ENDPOINT_AUTH_METHODS, TokenSubject
 from idp.oidc.subject import pairwise_sub
@@ -68,6 +70,7 @@ class RefreshGrant(grants.RefreshTokenGrant):
             self._refuse_unknown(client_id, value)
         assert record is not None
         self._check_scope(record)
+        require_binding(client, record.jkt)
         self._check_consent(record)
         taken, _ = take_refresh_token(store, client_id, value)
         if taken is None:

@@ -36,10 +36,14 @@ _SINGLE = (
     "ui_locales",
     "response_mode",
     "claims",
+    "dpop_jkt",
+    "request",
+    "request_uri",
 )
 _NONCE_MAX = 255
 _HINT_MAX = 255
 _LIST_MAX = 512
+_THUMBPRINT = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _LOCALE = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
 
 Params = Mapping[str, Any]
@@ -121,6 +125,14 @@ def short_hints(data: Params, lists: Lists) -> None:
         raise oauth_error("invalid_request", "'ui_locales' must be BCP 47 language tags.")
 
 
+def dpop_jkt_format(data: Params, lists: Lists) -> None:
+    jkt = data.get("dpop_jkt")
+    if jkt in (None, ""):
+        return
+    if not isinstance(jkt, str) or not _THUMBPRINT.match(jkt):
+        raise oauth_error("invalid_request", "'dpop_jkt' must be a base64url SHA-256 thumbprint.")
+
+
 def claims_parameter(data: Params, lists: Lists) -> None:
     raw = data.get("claims")
     if raw in (None, ""):
@@ -144,6 +156,7 @@ CHECKS: tuple[Callable[[Params, Lists], None], ...] = (
     max_age_number,
     short_hints,
     claims_parameter,
+    dpop_jkt_format,
 )
 
 

@@ -1,14 +1,16 @@
-"""The ``oidc`` blueprint: authorization, token, revocation, introspection, userinfo,
-discovery and JWKS endpoints."""
+"""The ``oidc`` blueprint: authorization, pushed authorization requests, token, revocation,
+introspection, userinfo, discovery and JWKS endpoints."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, json
+from flask import Blueprint, Flask, Response, json, request
 
 from idp.extensions import get_settings
 from idp.oidc import errors
 from idp.oidc.authorize import begin_authorization
 from idp.oidc.discovery import ENDPOINTS, provider_metadata
+from idp.oidc.errors import OAuth2Error
+from idp.oidc.pushed import push_authorization_request
 from idp.oidc.server import build_server, get_keyring, get_server
 
 __all__ = ["bp", "init_app"]
@@ -23,9 +25,19 @@ def authorize() -> Response:
 
 @bp.route(ENDPOINTS["token_endpoint"], methods=["POST"])
 def token() -> Response:
-    response = get_server().create_token_response()
+    server = get_server()
+    try:
+        server.dpop.check(request.headers, method="POST", url=get_settings().endpoint("/token"))
+    except OAuth2Error as error:
+        return server.with_dpop_nonce(errors.error_response(error))
+    response = server.create_token_response()
     assert isinstance(response, Response)
-    return response
+    return server.with_dpop_nonce(response)
+
+
+@bp.route(ENDPOINTS["pushed_authorization_request_endpoint"], methods=["POST"])
+def par() -> Response:
+    return push_authorization_request(get_server())
 
 
 @bp.route(ENDPOINTS["revocation_endpoint"], methods=["POST"])
@@ -47,10 +59,11 @@ def _endpoint(name: str) -> Response:
 
 @bp.route(ENDPOINTS["userinfo_endpoint"], methods=["GET", "POST"])
 def userinfo() -> Response:
-    response = get_server().create_endpoint_response("userinfo")
+    server = get_server()
+    response = server.create_endpoint_response("userinfo")
     assert isinstance(response, Response)
     response.headers["Cache-Control"] = "no-store"
-    return response
+    return server.with_dpop_nonce(response)
 
 
 @bp.route("/.well-known/openid-configuration")

@@ -15,8 +15,10 @@ import time
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc9207 import IssuerParameter
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, has_request_context
+from flask import request as flask_request
 
 from idp.config import Settings
 from idp.extensions import get_store
@@ -24,6 +26,7 @@ from idp.oidc import errors
 from idp.oidc.claims import offered_scopes
 from idp.oidc.client_auth import PrivateKeyJwtAuth
 from idp.oidc.clients import OAuthClient, load_client
+from idp.oidc.dpop import DPOP_ALGS, DPoPVerifier, current_proof
 from idp.oidc.grants import AuthorizationCodeRecord, CodeGrant, IdToken, TokenSubject
 from idp.oidc.introspection import TokenIntrospection
 from idp.oidc.keys import KeyRing
@@ -65,6 +68,8 @@ class ProviderServer(AuthorizationServer):
         self.settings = settings
         self.keyring = keyring
         self.issuer = Issuer(settings.issuer)
+        self.dpop = DPoPVerifier(settings, get_store)
+        self.dpop_algs: tuple[str, ...] = DPOP_ALGS
 
     @property
     def store(self) -> EphemeralStore:
@@ -73,6 +78,26 @@ class ProviderServer(AuthorizationServer):
     def query_client(self, client_id: Any) -> OAuthClient | None:
         return load_client(client_id)
 
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        """Authlib's request for the current Flask request, or ``request`` itself when it is
+        already one (a pushed or request-object request resolved by :mod:`pushed`)."""
+        if isinstance(request, OAuth2Request):
+            return request
+        created = super().create_oauth2_request(request)
+        assert isinstance(created, OAuth2Request)
+        return created
+
+    def with_dpop_nonce(self, response: Response) -> Response:
+        """Add a fresh ``DPoP-Nonce`` to the response to a request that carried a proof."""
+        if (
+            self.settings.dpop_nonce_required
+            and has_request_context()
+            and "DPoP" in flask_request.headers
+            and "DPoP-Nonce" not in response.headers
+        ):
+            response.headers["DPoP-Nonce"] = self.dpop.nonce()
+        return response
+
     def save_token(self, token: dict[str, Any], request: Any) -> None:
         """Store the access token and, if one was issued, the refresh token, both naming the
         grant they come from (the code's, or the presented refresh token's)."""
@@ -80,16 +105,22 @@ class ProviderServer(AuthorizationServer):
         assert isinstance(subject, TokenSubject)
         source = request.authorization_code or request.refresh_token
         now = int(time.time())
-        client_id = request.client.get_client_id()
+        client = request.client
+        client_id = client.get_client_id()
+        proof = current_proof()
+        jkt = proof.jkt if proof is not None else None
         if isinstance(source, AuthorizationCodeRecord):
             auth_time, acr, amr = source.auth_time, source.acr, list(source.amr)
             granted_scope = source.scope
             grant_expires_at = now + self.settings.refresh_token_max_lifetime
+            # RFC 9449 section 5: a public client's refresh token is bound to its DPoP key
+            refresh_jkt = jkt if client.is_public else None
         else:
             assert isinstance(source, RefreshToken)
             auth_time, acr, amr = source.auth_time, source.acr, list(source.amr)
             granted_scope = source.scope
             grant_expires_at = source.grant_expires_at
+            refresh_jkt = source.jkt
         access = AccessToken(
             client_id=client_id,
             resident_id=subject.resident_id,
@@ -98,6 +129,7 @@ class ProviderServer(AuthorizationServer):
             grant_id=source.grant_id,
             issued_at=now,
             expires_at=now + int(token["expires_in"]),
+            jkt=jkt,
             claims=source.claims,
         )
         save_access_token(self.store, token["access_token"], access)
@@ -114,12 +146,17 @@ class ProviderServer(AuthorizationServer):
                 issued_at=now,
                 expires_at=min(now + self.settings.refresh_token_ttl, grant_expires_at),
                 grant_expires_at=grant_expires_at,
+                jkt=refresh_jkt,
                 claims=source.claims,
             )
             save_refresh_token(self.store, token["refresh_token"], refresh)
 
     def create_bearer_token_generator(self, config: Any) -> TokenIssuer:
-        return TokenIssuer(self.settings, lambda: None)
+        def dpop_jkt() -> str | None:
+            proof = current_proof()
+            return proof.jkt if proof is not None else None
+
+        return TokenIssuer(self.settings, dpop_jkt)
 
     def get_authorization_grant(self, request: Any) -> Any:
         """Authlib's lookup, but an unknown ``response_type`` is answered without quoting it
@@ -151,7 +188,7 @@ def build_server(app: Flask, settings: Settings) -> ProviderServer:
     server.register_grant(RefreshGrant, [id_token])
     server.register_client_auth_method("private_key_jwt", PrivateKeyJwtAuth(settings, get_store))
     server.register_extension(server.issuer)
-    server.register_endpoint(build_userinfo_endpoint(get_store))
+    server.register_endpoint(build_userinfo_endpoint(settings, get_store, server.dpop))
     server.register_endpoint(TokenRevocation(server))
     server.register_endpoint(TokenIntrospection(server))
     app.extensions[_SERVER] = server

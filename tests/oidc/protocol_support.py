@@ -7,13 +7,22 @@ records the resident's consent (as the consent page would), and error assertions
 from __future__ import annotations
 
 import base64
+import hashlib
+import secrets
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Flask
 from flask.testing import FlaskClient
-from provider_support import ISSUER, CapturingLogin, RelyingParty
+from joserfc import jwt
+from joserfc.jwk import ECKey
+from provider_support import ISSUER, CapturingLogin, RelyingParty, callback_params
 
+from idp.oidc.server import get_server
+from idp.storage.base import db
+from idp.storage.clients import get_client
 from idp.storage.consents import put_consent
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -97,3 +106,105 @@ def error_of(response: Any, status: int | None = None) -> str:
     if status is not None:
         assert response.status_code == status, body
     return str(body["error"])
+
+
+# -- DPoP, PAR, request objects -------------------------------------------------------------
+
+
+def new_key(kid: str = "dpop-key") -> ECKey:
+    return ECKey.generate_key("P-256", parameters={"kid": kid}, private=True)
+
+
+def server_nonce(app: Flask) -> str:
+    """A DPoP nonce the provider accepts now."""
+    with app.app_context():
+        return str(get_server(app).dpop.nonce())
+
+
+def dpop_proof(
+    key: Any,
+    *,
+    htm: str = "POST",
+    htu: str = ISSUER + "/token",
+    nonce: str | None = None,
+    access_token: str | None = None,
+    alg: str = "ES256",
+    header: Mapping[str, Any] | None = None,
+    **claims: Any,
+) -> str:
+    """A DPoP proof JWT signed by ``key`` (claims overridable, ``None`` drops one)."""
+    body: dict[str, Any] = {
+        "jti": secrets.token_urlsafe(16),
+        "htm": htm,
+        "htu": htu,
+        "iat": int(time.time()),
+    }
+    if nonce is not None:
+        body["nonce"] = nonce
+    if access_token is not None:
+        digest = hashlib.sha256(access_token.encode()).digest()
+        body["ath"] = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    body.update(claims)
+    body = {k: v for k, v in body.items() if v is not None}
+    protected: dict[str, Any] = {"typ": "dpop+jwt", "alg": alg, "jwk": key.as_dict(private=False)}
+    protected.update(header or {})
+    protected = {k: v for k, v in protected.items() if v is not None}
+    return jwt.encode(protected, body, key, algorithms=[alg])
+
+
+def request_object(rp: RelyingParty, params: Mapping[str, Any], **claims: Any) -> str:
+    """A request object with ``params`` signed by ``rp``'s key (JWT claims overridable)."""
+    now = int(time.time())
+    body: dict[str, Any] = {
+        **params,
+        "iss": rp.client_id,
+        "aud": ISSUER,
+        "client_id": rp.client_id,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": secrets.token_urlsafe(8),
+    }
+    body.update(claims)
+    body = {k: v for k, v in body.items() if v is not None}
+    header = {"alg": "ES256", "kid": rp.key.kid, "typ": "oauth-authz-req+jwt"}
+    return jwt.encode(header, body, rp.key)
+
+
+def push(rp: RelyingParty, params: Mapping[str, str], **kwargs: Any) -> Any:
+    """POST an authorization request to ``/par`` as ``rp``."""
+    return post_authenticated(rp, "/par", params, **kwargs)
+
+
+def authorize_pushed(rp: RelyingParty, request_uri: str, **query: str) -> Any:
+    """``/authorize`` with a pushed request's ``request_uri``."""
+    params = {"client_id": rp.client_id, "request_uri": request_uri, **query}
+    return rp.http.get("/authorize?" + urlencode(params))
+
+
+def code_of(response: Any) -> str:
+    """The ``code`` of an authorization response (a redirect)."""
+    assert response.status_code == 302, response.get_data(as_text=True)
+    params = callback_params(response.headers["Location"])
+    assert "code" in params, params
+    return params["code"][0]
+
+
+def set_client(app: Flask, rp: RelyingParty, **fields: Any) -> None:
+    """Change stored settings of ``rp``'s client (``require_signed_request_object=True``...)."""
+    with app.app_context():
+        row = get_client(rp.client_id)
+        assert row is not None
+        for name, value in fields.items():
+            setattr(row, name, value)
+        db.session.commit()
+
+
+def error_page_code(response: Any) -> str:
+    """The error code an error page shows (no redirect happened)."""
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    assert "Location" not in response.headers
+    text = response.get_data(as_text=True)
+    marker = 'id="error-code"'
+    assert marker in text, text[:500]
+    return text.split(marker, 1)[1].split(">", 1)[1].split("<", 1)[0].strip()

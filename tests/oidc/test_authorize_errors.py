@@ -181,12 +181,12 @@ def test_prompt_none_with_others_is_invalid_request(
 @pytest.mark.parametrize(
     ("parameter", "error"),
     [
-        ("request", "request_not_supported"),
+        ("request", "invalid_request_object"),
         ("request_uri", "request_uri_not_supported"),
         ("registration", "registration_not_supported"),
     ],
 )
-def test_request_objects_are_not_supported(
+def test_unsigned_request_objects_and_foreign_request_uris_are_refused(
     rp: RelyingParty, login: CapturingLogin, parameter: str, error: str
 ) -> None:
     request = rp.authorization_request(**{parameter: "eyJhbGciOiJub25lIn0.e30."})
