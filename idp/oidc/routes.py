@@ -3,6 +3,8 @@ introspection, userinfo, discovery and JWKS endpoints."""
 
 from __future__ import annotations
 
+import hashlib
+
 from flask import Blueprint, Flask, Response, json, request
 
 from idp.extensions import get_settings
@@ -79,10 +81,17 @@ def jwks() -> Response:
 
 
 def _cacheable(document: object, max_age: int) -> Response:
-    response = Response(json.dumps(document), mimetype="application/json")
+    """A public JSON document with ``Cache-Control`` and a strong ``ETag`` (the SHA-256 of the
+    body); ``If-None-Match`` with that tag is answered ``304 Not Modified``."""
+    body = json.dumps(document, sort_keys=True)
+    response = Response(body, mimetype="application/json")
     response.headers["Cache-Control"] = f"public, max-age={max_age}"
     response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
+    response.headers["Access-Control-Expose-Headers"] = "ETag"
+    response.set_etag(hashlib.sha256(body.encode()).hexdigest())
+    conditional = response.make_conditional(request)
+    assert isinstance(conditional, Response)
+    return conditional
 
 
 def init_app(app: Flask) -> None:
