@@ -78,7 +78,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(
         SESSION_COOKIE_NAME="phone_session",
         SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SAMESITE="Lax",  # kept when the login page opens the simulator
     )
     providers = _providers(app.config.get("PROVIDERS"))
     if not providers:
