@@ -1,12 +1,16 @@
 """The phone handoff: notification latency, waiting pages per instance, Redis memory per login.
 
     .venv/bin/python bench/handoff.py [--flows 200] [--poll-flows 40] \
-        [--connections 250,500,1000,2000] [--workers 2] [--threads 1000] [--pending 10000]
+        [--connections 250,500,1000,2000] [--workers 2] [--threads 1000] [--pending 10000] \
+        [--parts latency,polling,pages,memory]
 
 Everything runs on loopback and stops by itself. The script starts its own ``redis-server`` (no
 persistence, a free port: other users of a shared Redis cannot disturb the memory figures) and
-``gunicorn --worker-class gthread --workers W --threads T 'idp.app:create_app()'`` trusting a
-test PKI generated into a temporary directory (a fresh SQLite database).
+``gunicorn --worker-class gthread --workers W --threads T --worker-connections 2T`` trusting a
+test PKI generated into a temporary directory (a fresh SQLite database). The server's Redis
+URL carries ``?max_connections=`` of the thread count: redis-py 8 allows 100 connections per
+pool by default, and a worker with more threads than that fails requests with
+``MaxConnectionsError`` under a burst (see docs/handoff.md).
 
 1. **Notification latency (server-sent events).** Each flow: ``GET /authorize``, the login
    page, ``GET /login/<id>/events`` (a streaming client in a thread), ``GET /login/<id>/qr``,
@@ -510,7 +514,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1000)
     parser.add_argument("--pending", type=int, default=10_000)
+    parser.add_argument("--parts", default="latency,polling,pages,memory")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     levels = [int(level) for level in args.connections.split(",") if level]
 
     workdir = Path(tempfile.mkdtemp(prefix="myna-bench-handoff-"))
@@ -525,7 +531,7 @@ def main() -> None:
         "IDP_SECRET_KEY": secrets.token_urlsafe(40),
         "IDP_PAIRWISE_SECRET": secrets.token_urlsafe(40),
         "IDP_DATABASE_URL": f"sqlite:///{workdir / 'idp.sqlite3'}",
-        "IDP_REDIS_URL": redis_server.url,
+        "IDP_REDIS_URL": f"{redis_server.url}?max_connections={args.threads + 50}",
         "IDP_REDIS_PREFIX": prefix,
         "IDP_RATE_LOGINS_PER_ADDRESS": "0",  # the bench is one address creating thousands
         "IDP_RATE_LOGINS_PER_CLIENT": "0",
@@ -552,7 +558,7 @@ def main() -> None:
             "--worker-class", "gthread",
             "--workers", str(args.workers),
             "--threads", str(args.threads),
-            "--worker-connections", str(args.threads),
+            "--worker-connections", str(args.threads * 2),
             "--backlog", "4096",
             "--bind", f"127.0.0.1:{port}",
             "--log-level", "warning",
@@ -580,47 +586,18 @@ def main() -> None:
             f"gunicorn gthread workers={args.workers} threads={args.threads} "
             f"cpus={os.cpu_count()} redis=private loopback"
         )
-        sse = sse_latency(issuer, creds, args.flows)
-        print(f"\n1. SSE notification latency, {args.flows} flows (POST sent -> event at the page)")
-        print(f"   pickup   -> picked_up     {ms(sse['pickup'])}")
-        print(f"   response -> card_verified {ms(sse['response'])}")
-        print(f"   GET /login/<id>/qr (one frame, each page each second) {ms(sse['qr'])}")
-
-        rtt = status_rtt(issuer)
-        polled = polling_latency(issuer, creds, args.poll_flows)
-        print(f"\n2. polling fallback, {args.poll_flows} flows, every {POLL_INTERVAL_MS} ms")
-        print(f"   response -> poll sees card_verified {ms(polled)}")
-        median_rtt = statistics.median(rtt)
-        print(
-            f"   expected for a {BANKID_POLL_S:.0f} s poller (BankID's guidance): "
-            f"p50 {(BANKID_POLL_S * 0.5 + median_rtt) * 1000:7.1f} ms   "
-            f"p95 {(BANKID_POLL_S * 0.95 + median_rtt) * 1000:7.1f} ms "
-            f"(uniform phase + one /status request, p50 {median_rtt * 1000:.1f} ms)"
-        )
-
-        print("\n3. waiting pages held by one instance (event streams open at once)")
-        rows = waiting_pages(issuer, port, levels, redis_server.url, prefix, server.pid)
-        for row in rows:
-            fan = row["fanout"]
-            fanout = ms(fan) if fan else "none delivered"
-            rss = row["rss_waiting"]
-            print(
-                f"   N={row['level']:>5}: holding {row['holding']:>5} (opened in "
-                f"{row['open_s']:.1f} s), fan-out delivered {row['delivered']:>5}: {fanout}; "
-                f"gunicorn RSS {row['rss_idle'] / 2**20:.0f} MiB idle -> "
-                f"{(rss or 0) / 2**20:.0f} MiB waiting"
-            )
-
-        memory = redis_memory(app, args.pending)
-        print(f"\n4. Redis memory, {args.pending} pending logins")
-        print(
-            f"   used_memory +{memory['total_mib']:.1f} MiB = {memory['per_login']:.0f} bytes per "
-            f"login ({memory['keys_per_login']:.0f} keys; record JSON "
-            f"{memory['record_json_bytes']:.0f} bytes)"
-        )
-        for name, value in memory.items():
-            if name.startswith("memory_usage"):
-                print(f"   {name}: {value:.0f} bytes")
+        if "latency" in parts:
+            sse = sse_latency(issuer, creds, args.flows)
+            print(f"\n1. SSE notification latency, {args.flows} flows (POST sent -> page event)")
+            print(f"   pickup   -> picked_up     {ms(sse['pickup'])}")
+            print(f"   response -> card_verified {ms(sse['response'])}")
+            print(f"   GET /login/<id>/qr (one frame, each page each second) {ms(sse['qr'])}")
+        if "polling" in parts:
+            polling(issuer, creds, args.poll_flows)
+        if "pages" in parts:
+            pages(issuer, port, levels, redis_server.url, prefix, server.pid)
+        if "memory" in parts:
+            memory(app, args.pending)
     finally:
         server.terminate()
         try:
@@ -630,6 +607,50 @@ def main() -> None:
             server.wait()
         redis_server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def polling(issuer: str, creds: ResidentCredentials, flows: int) -> None:
+    rtt = status_rtt(issuer)
+    polled = polling_latency(issuer, creds, flows)
+    print(f"\n2. polling fallback, {flows} flows, every {POLL_INTERVAL_MS} ms")
+    print(f"   response -> poll sees card_verified {ms(polled)}")
+    median_rtt = statistics.median(rtt)
+    print(
+        f"   expected for a {BANKID_POLL_S:.0f} s poller (BankID's guidance): "
+        f"p50 {(BANKID_POLL_S * 0.5 + median_rtt) * 1000:7.1f} ms   "
+        f"p95 {(BANKID_POLL_S * 0.95 + median_rtt) * 1000:7.1f} ms "
+        f"(uniform phase + one /status request, p50 {median_rtt * 1000:.1f} ms)"
+    )
+
+
+def pages(
+    issuer: str, port: int, levels: list[int], redis_url: str, prefix: str, server_pid: int
+) -> None:
+    print("\n3. waiting pages held by one instance (event streams open at once)")
+    rows = waiting_pages(issuer, port, levels, redis_url, prefix, server_pid)
+    for row in rows:
+        fan = row["fanout"]
+        fanout = ms(fan) if fan else "none delivered"
+        rss = row["rss_waiting"]
+        print(
+            f"   N={row['level']:>5}: holding {row['holding']:>5} (opened in "
+            f"{row['open_s']:.1f} s), fan-out delivered {row['delivered']:>5}: {fanout}; "
+            f"gunicorn RSS {row['rss_idle'] / 2**20:.0f} MiB idle -> "
+            f"{(rss or 0) / 2**20:.0f} MiB waiting"
+        )
+
+
+def memory(app: Any, pending: int) -> None:
+    figures = redis_memory(app, pending)
+    print(f"\n4. Redis memory, {pending} pending logins")
+    print(
+        f"   used_memory +{figures['total_mib']:.1f} MiB = {figures['per_login']:.0f} bytes per "
+        f"login ({figures['keys_per_login']:.0f} keys; record JSON "
+        f"{figures['record_json_bytes']:.0f} bytes)"
+    )
+    for name, value in figures.items():
+        if name.startswith("memory_usage"):
+            print(f"   {name}: {value:.0f} bytes")
 
 
 if __name__ == "__main__":

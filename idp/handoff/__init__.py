@@ -1,9 +1,12 @@
-"""Login transactions between the browser and a card device (desktop agent, later a phone).
+"""Login transactions between the browser and a card device (a phone, or the desktop agent).
 
 - ``transaction``: the transaction in Redis, its states, the browser-binding cookie.
 - ``device_api``: the ``/device/v1`` JSON API the device talks to.
 - ``login``: verification of a card response (validation, nonce, enrollment rounds).
 - ``pages``: the login page, its status, consent, cancel and retry (the browser side).
+- ``qr`` / ``qr_image``: the rotating QR code's frames and their drawing as inline SVG.
+- ``events``: the login page's live status (server-sent events over Redis pub/sub).
+- ``ratelimit``: counters on transaction creation and pickups.
 - ``trust``: anchors and CRLs from settings.
 - ``device_client``: the device side (fetch challenge, drive the card, post the response),
   shared by the desktop agent, the demo and the tests; it imports nothing from Flask.

@@ -65,7 +65,7 @@ IDLE_SECONDS: Final = 10.0
 """The hub's thread stops after this long without a waiting page."""
 RETRY_MS: Final = 2000
 """The ``retry:`` a browser's EventSource waits before reconnecting."""
-SUBSCRIBE_TIMEOUT: Final = 3.0
+SUBSCRIBE_TIMEOUT: Final = 10.0
 RECONNECT_BACKOFF: Final = (0.1, 0.5, 1.0, 2.0)
 
 #: After these states the stream ends (the page moves on or shows the outcome).
