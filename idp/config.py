@@ -160,9 +160,11 @@ class Settings:
             )
         redis_url = config.get("REDIS_URL") or None
         if redis_url is not None and not str(redis_url).startswith(
-            ("redis://", "rediss://", "unix://")
+            ("redis://", "rediss://", "unix://", "redis+sentinel://")
         ):
-            problems.append("IDP_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+            problems.append(
+                "IDP_REDIS_URL must be a redis://, rediss://, unix:// or redis+sentinel:// URL"
+            )
         embedded = Path(str(config.get("REDIS_EMBEDDED_PATH") or var_dir / "redis.db"))
 
         kek_raw = config.get("KEY_ENCRYPTION_KEY")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -201,3 +202,131 @@ class Child:
     def stop(self, *, timeout: float = 10.0) -> None:
         stop_process(self.process, timeout=timeout)
         self._output.close()
+
+
+# -- Redis with Sentinel on loopback ---------------------------------------------------------
+
+
+class SentinelSetup:
+    """A Redis master, one replica and three sentinels (quorum 2) on free loopback ports.
+
+    Fast failure detection for tests: a master is down after 500 ms without an answer.
+    ``url()`` lists a sentinel port where nobody listens first, so clients must skip it.
+    """
+
+    SERVICE = "myna"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.server = require_binary("redis-server", "/usr/bin", "/usr/sbin")
+        self.sentinel = require_binary("redis-sentinel", "/usr/bin", "/usr/sbin")
+        self.master_port, self.replica_port = free_port(), free_port()
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.dead_port = free_port()
+        self.children: list[Child] = []
+        try:
+            self.master = self._redis("master", self.master_port)
+            self.replica = self._redis(
+                "replica", self.replica_port, "--replicaof", "127.0.0.1", str(self.master_port)
+            )
+            for index, port in enumerate(self.sentinel_ports):
+                self._sentinel(index, port)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _redis(self, name: str, port: int, *extra: str) -> Child:
+        data = self.directory / name
+        data.mkdir()
+        child = Child(
+            name,
+            [
+                self.server,
+                *("--bind", "127.0.0.1", "--port", str(port), "--save", ""),
+                *("--appendonly", "no", "--dir", str(data)),
+                *extra,
+            ],
+            directory=self.directory,
+        )
+        self.children.append(child)
+        child.wait_for(lambda: self._answers(self.client(port).ping), timeout=10, what="PONG")
+        return child
+
+    def _sentinel(self, index: int, port: int) -> None:
+        config = self.directory / f"sentinel-{index}.conf"
+        config.write_text(
+            f"bind 127.0.0.1\nport {port}\ndaemonize no\ndir {self.directory}\n"
+            f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.master_port} 2\n"
+            f"sentinel down-after-milliseconds {self.SERVICE} 500\n"
+            f"sentinel failover-timeout {self.SERVICE} 5000\n"
+            f"sentinel parallel-syncs {self.SERVICE} 1\n"
+        )
+        child = Child(f"sentinel-{index}", [self.sentinel, str(config)], directory=self.directory)
+        self.children.append(child)
+        child.wait_for(lambda: self._answers(self.client(port).ping), timeout=10, what="PONG")
+
+    @staticmethod
+    def client(port: int) -> Any:
+        import redis
+
+        return redis.Redis(
+            host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1, retry=None
+        )
+
+    def _answers(self, check: Callable[[], bool]) -> bool:
+        import redis
+
+        try:
+            return check()
+        except redis.RedisError:
+            return False
+
+    def url(self, db: int = 0) -> str:
+        hosts = ",".join(f"127.0.0.1:{p}" for p in [self.dead_port, *self.sentinel_ports])
+        return f"redis+sentinel://{hosts}/{self.SERVICE}/{db}"
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until the replica is in sync and every sentinel knows the replica and the others."""
+
+        def ready() -> bool:
+            info = self.client(self.replica_port).info("replication")
+            if info.get("master_link_status") != "up":
+                return False
+            for port in self.sentinel_ports:
+                sentinel = self.client(port)
+                if len(sentinel.sentinel_slaves(self.SERVICE)) != 1:
+                    return False
+                if len(sentinel.sentinel_sentinels(self.SERVICE)) != 2:
+                    return False
+            return True
+
+        if not wait_until(lambda: self._answers(ready), timeout=timeout, interval=0.1):
+            logs = "\n".join(c.output()[-1500:] for c in self.children)
+            pytest.fail(f"the Sentinel setup did not settle in {timeout} s:\n{logs}")
+
+    def sync_replica(self) -> None:
+        """Wait until the replica has every write the master acknowledged so far."""
+        assert self.client(self.master_port).wait(1, 5000) == 1
+
+    def kill_master(self) -> None:
+        """The master dies without a goodbye (SIGKILL, by its pid)."""
+        self.master.process.kill()
+        self.master.process.wait(timeout=10)
+
+    def promoted(self) -> bool:
+        """True once the sentinels name the replica as master and it acts as one."""
+
+        def check() -> bool:
+            for port in self.sentinel_ports:
+                address = self.client(port).sentinel_get_master_addr_by_name(self.SERVICE)
+                if address is None or int(address[1]) != self.replica_port:
+                    return False
+            role = self.client(self.replica_port).execute_command("ROLE")
+            return bool(role[0] in (b"master", "master"))
+
+        return self._answers(check)
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            child.stop()

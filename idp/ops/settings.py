@@ -30,6 +30,7 @@ from flask import Flask
 
 from idp.config import ConfigError
 from idp.extensions import get_settings
+from idp.storage.ephemeral import SENTINEL_SCHEME, SentinelUrl
 
 __all__ = ["DEFAULT_TRUSTED_PROXIES", "OpsSettings", "get_ops_settings", "load_ops_settings"]
 
@@ -49,8 +50,14 @@ class OpsSettings:
     access_log: bool = True
 
     @classmethod
-    def from_extra(cls, extra: Mapping[str, Any]) -> OpsSettings:
+    def from_extra(cls, extra: Mapping[str, Any], *, redis_url: str | None = None) -> OpsSettings:
         problems: list[str] = []
+        if redis_url is not None and redis_url.startswith(SENTINEL_SCHEME):
+            # Checked here so that a bad Sentinel URL stops the start, not the first request.
+            try:
+                SentinelUrl.parse(redis_url)
+            except ValueError as exc:
+                problems.append(f"IDP_REDIS_URL: {exc}")
         report_only = _boolean("CSP_REPORT_ONLY", extra.get("CSP_REPORT_ONLY", False), problems)
         report_uri = extra.get("CSP_REPORT_URI") or None
         if report_uri is not None and (
@@ -88,7 +95,8 @@ class OpsSettings:
 
 def load_ops_settings(app: Flask) -> OpsSettings:
     """Validate this package's settings for ``app`` and attach them to it."""
-    settings = OpsSettings.from_extra(get_settings(app).extra)
+    shared = get_settings(app)
+    settings = OpsSettings.from_extra(shared.extra, redis_url=shared.redis_url)
     app.extensions[_EXTENSION] = settings
     return settings
 

@@ -8,6 +8,11 @@ Every key written here has a TTL. Single-use reads are ``GETDEL``; replay caches
 
 Redis exceptions are mapped once, here; the web edge answers ``StoreUnavailableError`` with
 503 / ``temporarily_unavailable``, never a 500.
+
+With Redis Sentinel (``redis+sentinel://host:port[,host:port...]/service[/db]``, see
+:class:`SentinelUrl`) the same store talks to whichever server the sentinels name as the master
+of ``service``: after a failover the next connection goes to the promoted replica. Operations
+that were in flight on the old master fail with ``StoreUnavailableError``.
 """
 
 from __future__ import annotations
@@ -16,16 +21,28 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import redis
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.client import PubSub
 from redis.exceptions import RedisError
+from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from idp.ops.metrics import record_redis_error
 
-__all__ = ["EphemeralStore", "LazyStore", "StoreError", "StoreUnavailableError"]
+__all__ = [
+    "SENTINEL_SCHEME",
+    "EphemeralStore",
+    "LazyStore",
+    "SentinelUrl",
+    "StoreError",
+    "StoreUnavailableError",
+]
 
 T = TypeVar("T")
 
@@ -58,6 +75,83 @@ class StoreUnavailableError(StoreError):
     """Redis could not be reached or failed; the request can be retried later."""
 
 
+SENTINEL_SCHEME: Final = "redis+sentinel://"
+
+
+@dataclass(frozen=True)
+class SentinelUrl:
+    """``redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db]``.
+
+    The sentinels are asked in order for the master of ``service``; ``user``/``password``
+    authenticate to the Redis servers (the sentinels themselves without AUTH).
+    """
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> SentinelUrl:
+        """Parse ``url``; ValueError naming what is wrong."""
+        if not url.startswith(SENTINEL_SCHEME):
+            raise ValueError(f"a Sentinel URL starts with {SENTINEL_SCHEME}")
+        parts = urlsplit(url)
+        if parts.query or parts.fragment:
+            raise ValueError("a Sentinel URL has no query or fragment")
+        credentials, _, hosts = parts.netloc.rpartition("@")
+        username = password = None
+        if credentials:
+            user, _, secret = credentials.partition(":")
+            username, password = unquote(user) or None, unquote(secret) or None
+        sentinels = tuple(_host_port(item) for item in hosts.split(","))
+        path = [segment for segment in parts.path.split("/") if segment]
+        if not 1 <= len(path) <= 2:
+            raise ValueError("a Sentinel URL names the service (and optionally the db) in its path")
+        db = 0
+        if len(path) == 2:
+            if not path[1].isdigit():
+                raise ValueError("the db in a Sentinel URL is a number")
+            db = int(path[1])
+        return cls(sentinels, unquote(path[0]), db, username, password)
+
+    def client(self, *, timeout: float) -> redis.Redis:
+        """A client of the current master (no connection is made yet).
+
+        A failed command is retried twice, soon (50 ms, then 100 ms), each time asking the
+        sentinels for the master again: enough to step over a connection the old master left
+        behind, not enough to keep a request waiting through a whole failover (that request
+        gets ``StoreUnavailableError``, the next one finds the promoted replica).
+        """
+        timeouts: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        # redis.sentinel has no type annotations.
+        # Each sentinel is asked once per lookup (the others are the redundancy): without
+        # this, redis-py retries an unreachable sentinel ten times before trying the next.
+        once = {**timeouts, "retry": Retry(NoBackoff(), 0)}
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            list(self.sentinels), sentinel_kwargs=once, **timeouts
+        )
+        client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+            self.service,
+            db=self.db,
+            username=self.username,
+            password=self.password,
+            health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=0.25, base=0.05), 2),
+            **timeouts,
+        )
+        return client
+
+
+def _host_port(item: str) -> tuple[str, int]:
+    host, _, port = item.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{item!r} is not host:port")
+    return host, int(port)
+
+
 class EphemeralStore:
     """Key/value operations with a TTL on every key, over one ``redis.Redis`` client.
 
@@ -75,7 +169,10 @@ class EphemeralStore:
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 2.0, prefix: str = "myna:") -> EphemeralStore:
-        """A store on the Redis server at ``url`` (no connection is made yet)."""
+        """A store on the Redis server at ``url`` (no connection is made yet); a
+        ``redis+sentinel://`` URL gives a store on the master its sentinels name."""
+        if url.startswith(SENTINEL_SCHEME):
+            return cls(SentinelUrl.parse(url).client(timeout=timeout), prefix=prefix)
         client = redis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
         )
