@@ -53,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "ENROLLMENT_MAX_AGE_DAYS": 365,
     "QR_FRAME_WINDOW": 5,
     "EVENTS_HEARTBEAT": 15,
+    "EVENTS_MAX_STREAMS": 0,
     "RATE_LIMIT_WINDOW": 60,
     "RATE_LOGINS_PER_CLIENT": 600,
     "RATE_LOGINS_PER_ADDRESS": 60,
@@ -116,6 +117,8 @@ class Settings:
     qr_frame_window: int = 5
     #: Seconds between heartbeat comments on the login page's event stream.
     events_heartbeat: int = 15
+    #: Event streams one process serves at once (0: no cap); past it /events answers 503.
+    events_max_streams: int = 0
     #: Rate limits (idp.handoff.ratelimit): events per window; 0 switches a limit off.
     rate_limit_window: int = 60
     rate_logins_per_client: int = 600
@@ -207,6 +210,7 @@ class Settings:
                 "RATE_LOGINS_PER_CLIENT",
                 "RATE_LOGINS_PER_ADDRESS",
                 "RATE_PICKUPS_PER_ADDRESS",
+                "EVENTS_MAX_STREAMS",
             )
         }
         if ints["QR_FRAME_WINDOW"] > 30:
@@ -258,6 +262,7 @@ class Settings:
             enrollment_max_age_days=ints["ENROLLMENT_MAX_AGE_DAYS"],
             qr_frame_window=ints["QR_FRAME_WINDOW"],
             events_heartbeat=ints["EVENTS_HEARTBEAT"],
+            events_max_streams=non_negative["EVENTS_MAX_STREAMS"],
             rate_limit_window=ints["RATE_LIMIT_WINDOW"],
             rate_logins_per_client=non_negative["RATE_LOGINS_PER_CLIENT"],
             rate_logins_per_address=non_negative["RATE_LOGINS_PER_ADDRESS"],

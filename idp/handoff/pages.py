@@ -414,11 +414,20 @@ def events(transaction_id: str) -> Response:
     except _PageError as error:
         return _json_refusal(error)
     locale = _locale(transaction)
+    settings = get_settings()
+    hub = event_hub()
+    if settings.events_max_streams and hub.waiting >= settings.events_max_streams:
+        # Every stream holds a server thread: past the cap the page polls /status instead,
+        # so the threads left keep answering everyone's requests.
+        log.warning("event streams at the cap (%d); page %s polls", hub.waiting, transaction.id[:8])
+        busy = Response(json.dumps({"error": "busy"}), status=503, mimetype="application/json")
+        busy.headers["Retry-After"] = str(settings.events_heartbeat)
+        return _no_store(busy)
     stream = event_stream(
-        event_hub(),
+        hub,
         transactions(),
         transaction.id,
-        heartbeat=get_settings().events_heartbeat,
+        heartbeat=settings.events_heartbeat,
         describe=_describe(locale),
     )
     response = Response(stream_with_context(stream), mimetype="text/event-stream")

@@ -336,3 +336,26 @@ def test_redis_lost_ends_the_stream_with_unavailable(
     finally:
         server.stop()
         dispose(server.app)
+
+
+@pytest.mark.parametrize("instances", [{"EVENTS_MAX_STREAMS": 2}], indirect=True)
+def test_streams_past_the_cap_are_refused_and_the_page_polls(instances: TwoInstances) -> None:
+    browsers = [HttpBrowser() for _ in range(3)]
+    started = [instances.start(b) for b in browsers]
+    readers = [
+        EventReader(b.session, events_url(b, s))
+        for b, s in zip(browsers, started[:2], strict=False)
+    ]
+    try:
+        for reader in readers:
+            assert reader.states(1) == ["created"]
+        busy = browsers[2].session.get(events_url(browsers[2], started[2]), timeout=10)
+        assert busy.status_code == 503 and busy.json() == {"error": "busy"}
+        assert int(busy.headers["Retry-After"]) >= 1
+        status = browsers[2].session.get(
+            f"{browsers[2].base}/login/{started[2].transaction_id}/status", timeout=10
+        )
+        assert status.status_code == 200 and status.json()["state"] == "created"
+    finally:
+        for reader in readers:
+            reader.close()
