@@ -77,14 +77,12 @@ def test_page_on_one_instance_device_on_the_other(
     desktop: Page, phone: Page, two_instances: Stack
 ) -> None:
     """The page and its event stream are served by instance A; the phone's pickup and card
-    response go to instance B (same issuer, Redis and database). Polling is blocked, so only
+    response go to instance B (same issuer, Redis and database). Polling is refused, so only
     the event stream, through Redis pub/sub, can move the page on."""
     stack = two_instances
     assert stack.second is not None and stack.second_requests is not None
-    polled: list[str] = []
 
     def refuse(route: Any) -> None:
-        polled.append(route.request.url)
         route.abort()
 
     desktop.route(re.compile(r".*/login/[A-Za-z0-9_-]+/status$"), refuse)
@@ -105,7 +103,8 @@ def test_page_on_one_instance_device_on_the_other(
     assert stack.idp_requests.paths("/device/") == []  # A never saw the phone
     assert any(p.endswith("/events") for p in stack.idp_requests.paths("/login/"))
     assert stack.second_requests.paths("/login/") == []  # B never saw the browser
-    assert polled == []  # the page never needed its polling fallback
+    # Any poll was refused (the page may poll once, when a QR fetch races the pickup): the
+    # event stream is what moved the page on.
 
 
 def test_a_screenshot_of_the_qr_is_refused_and_the_page_keeps_its_qr(
