@@ -10,9 +10,13 @@ while the other threads keep answering. Size it as::
 
     workers x threads >= login pages waiting at once + requests in flight
 
-e.g. 4 workers x 64 threads = 256 connections. CPU-bound work (RSA verification, token
-signing) is spread over the workers (one per core); the threads only wait. Asynchronous
-workers (gevent, eventlet) would need monkey-patching of psycopg and redis and are not used.
+One worker per core (CPU-bound work, RSA verification and token signing, is spread over the
+workers); 250 threads each, measured in docs/handoff.md (one 2-core instance holds about 1,000
+waiting pages). ``worker_connections`` is twice ``threads``: a gthread worker that reaches it
+stops reporting to the arbiter and is killed after ``timeout``, with all its pages. Redis
+allows 100 connections per pool unless the URL says more: add ``max_connections=`` (threads +
+50) to ``IDP_REDIS_URL``. Asynchronous workers (gevent) are not used: psycopg and
+cryptography block in C, which would stall every connection of a worker.
 
 Everything here can be overridden on the command line (``--workers 8 --threads 128
 --bind 10.0.0.5:8000``) or with ``GUNICORN_CMD_ARGS``. Settings of the app itself come from the
@@ -41,10 +45,11 @@ bind = ["127.0.0.1:8000"]
 
 worker_class = "gthread"
 workers = max(2, min(multiprocessing.cpu_count(), 8))
-threads = 64
+threads = 250
+worker_connections = 2 * threads
 # The worker's main thread reports to the arbiter while request threads wait on streams, so a
 # long event stream never looks like a hung worker; `timeout` only catches a stuck process.
-timeout = 60
+timeout = 30
 graceful_timeout = 30
 keepalive = 5
 # A closing stream ends at its next heartbeat (IDP_EVENTS_HEARTBEAT); workers are not recycled

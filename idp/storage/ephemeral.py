@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
@@ -80,10 +80,12 @@ SENTINEL_SCHEME: Final = "redis+sentinel://"
 
 @dataclass(frozen=True)
 class SentinelUrl:
-    """``redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db]``.
+    """``redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db]
+    [?max_connections=N]``.
 
     The sentinels are asked in order for the master of ``service``; ``user``/``password``
-    authenticate to the Redis servers (the sentinels themselves without AUTH).
+    authenticate to the Redis servers (the sentinels themselves without AUTH);
+    ``max_connections`` sizes the connection pool (redis-py's default is 100).
     """
 
     sentinels: tuple[tuple[str, int], ...]
@@ -91,6 +93,7 @@ class SentinelUrl:
     db: int = 0
     username: str | None = None
     password: str | None = None
+    max_connections: int | None = None
 
     @classmethod
     def parse(cls, url: str) -> SentinelUrl:
@@ -98,8 +101,17 @@ class SentinelUrl:
         if not url.startswith(SENTINEL_SCHEME):
             raise ValueError(f"a Sentinel URL starts with {SENTINEL_SCHEME}")
         parts = urlsplit(url)
-        if parts.query or parts.fragment:
-            raise ValueError("a Sentinel URL has no query or fragment")
+        if parts.fragment:
+            raise ValueError("a Sentinel URL has no fragment")
+        query = parse_qs(parts.query, keep_blank_values=True)
+        if set(query) - {"max_connections"}:
+            raise ValueError("the only query parameter of a Sentinel URL is max_connections")
+        max_connections = None
+        if "max_connections" in query:
+            value = query["max_connections"]
+            if len(value) != 1 or not value[0].isdigit() or int(value[0]) < 1:
+                raise ValueError("max_connections in a Sentinel URL is a positive number")
+            max_connections = int(value[0])
         credentials, _, hosts = parts.netloc.rpartition("@")
         username = password = None
         if credentials:
@@ -114,13 +126,13 @@ class SentinelUrl:
             if not path[1].isdigit():
                 raise ValueError("the db in a Sentinel URL is a number")
             db = int(path[1])
-        return cls(sentinels, unquote(path[0]), db, username, password)
+        return cls(sentinels, unquote(path[0]), db, username, password, max_connections)
 
     def client(self, *, timeout: float) -> redis.Redis:
         """A client of the current master (no connection is made yet).
 
-        A failed command is retried twice, soon (50 ms, then 100 ms), each time asking the
-        sentinels for the master again: enough to step over a connection the old master left
+        A failed command is retried twice, soon (after 100 ms, then 200 ms), each time asking
+        the sentinels for the master again: enough to step over a connection the old master left
         behind, not enough to keep a request waiting through a whole failover (that request
         gets ``StoreUnavailableError``, the next one finds the promoted replica).
         """
@@ -139,6 +151,7 @@ class SentinelUrl:
             password=self.password,
             health_check_interval=30,
             retry=Retry(ExponentialBackoff(cap=0.25, base=0.05), 2),
+            **({"max_connections": self.max_connections} if self.max_connections else {}),
             **timeouts,
         )
         return client

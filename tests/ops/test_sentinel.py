@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from idp.config import ConfigError
 from idp.storage.audit import Release
 from idp.storage.base import db
-from idp.storage.ephemeral import EphemeralStore, StoreUnavailableError
+from idp.storage.ephemeral import EphemeralStore, SentinelUrl, StoreUnavailableError
 
 FAILOVER_SECONDS = 30.0
 
@@ -58,7 +58,8 @@ def test_the_store_follows_a_failover(sentinel: SentinelSetup) -> None:
             assert time.monotonic() - killed < FAILOVER_SECONDS, "no failover"
             time.sleep(0.1)
         assert failures >= 1  # the first write after the kill met the dead master
-        assert sentinel.promoted()
+        # Every sentinel names the replica as the master (the last may learn it a moment later).
+        assert wait_until(sentinel.promoted, timeout=10)
         # The store now writes to the promoted replica, and what was replicated is still there.
         promoted = sentinel.client(sentinel.replica_port)
         assert promoted.get(store.key("after")) == b"written"
@@ -89,6 +90,8 @@ def test_all_sentinels_gone_is_unavailable_not_a_crash(sentinel: SentinelSetup) 
         "redis+sentinel://127.0.0.1:26379/",
         "redis+sentinel://127.0.0.1:26379/myna/zero",
         "redis+sentinel://127.0.0.1:26379,127.0.0.1:70000/myna",
+        "redis+sentinel://127.0.0.1:26379/myna?max_connections=0",
+        "redis+sentinel://127.0.0.1:26379/myna?ssl=true",
     ],
 )
 def test_a_bad_sentinel_url_stops_the_start(tmp_path: Path, url: str) -> None:
@@ -103,6 +106,27 @@ def test_a_bad_sentinel_url_stops_the_start(tmp_path: Path, url: str) -> None:
             }
         )
     assert any(p.startswith("IDP_REDIS_URL: ") for p in refused.value.problems)
+
+
+def test_sentinel_url_parts() -> None:
+    url = SentinelUrl.parse(
+        "redis+sentinel://idp:p%40ss@10.0.0.11:26379,[fd00::12]:26380/myna/3?max_connections=550"
+    )
+    assert url == SentinelUrl(
+        sentinels=(("10.0.0.11", 26379), ("fd00::12", 26380)),
+        service="myna",
+        db=3,
+        username="idp",
+        password="p@ss",
+        max_connections=550,
+    )
+    client = url.client(timeout=0.5)
+    try:
+        assert client.connection_pool.max_connections == 550
+        assert client.connection_pool.connection_kwargs["db"] == 3
+    finally:
+        client.close()
+    assert SentinelUrl.parse("redis+sentinel://s1:1/myna").db == 0
 
 
 def _releases(app: Flask) -> int:
