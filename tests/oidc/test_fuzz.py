@@ -73,3 +73,65 @@ def test_token_and_userinfo_never_500(
     assert "error" in response.get_json()
     response = rp.http.get("/userinfo", headers=headers)
     assert response.status_code < 500, response.get_data(as_text=True)[:500]
+
+
+JWTISH = st.one_of(
+    st.text(max_size=200),
+    st.builds(
+        lambda a, b, c: f"{a}.{b}.{c}",
+        st.text(
+            alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", max_size=80
+        ),
+        st.text(
+            alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", max_size=80
+        ),
+        st.text(max_size=40),
+    ),
+    st.sampled_from(
+        [
+            "eyJhbGciOiJub25lIn0.e30.",
+            "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2In0.e30.sig",
+            "e30.e30.e30",
+        ]
+    ),
+)
+FUZZ_NAMES = [
+    *NAMES,
+    "request_uri",
+    "claims",
+    "dpop_jkt",
+    "token",
+    "token_type_hint",
+    "refresh_token",
+]
+fuzz_params = st.lists(
+    st.tuples(st.sampled_from(FUZZ_NAMES), st.one_of(values, JWTISH)), max_size=10
+)
+
+
+@FUZZ
+@given(
+    params=fuzz_params,
+    dpop=st.one_of(st.none(), JWTISH),
+    scheme=st.sampled_from(["Bearer", "DPoP"]),
+)
+def test_protocol_endpoints_never_500(
+    rp: RelyingParty,
+    login: CapturingLogin,
+    params: list[tuple[str, str]],
+    dpop: str | None,
+    scheme: str,
+) -> None:
+    headers = {"DPoP": dpop} if dpop and dpop.isascii() and dpop.isprintable() else {}
+    body = urlencode(params)
+    for path in ("/par", "/token", "/revoke", "/introspect"):
+        response = rp.http.post(
+            path, data=body, content_type="application/x-www-form-urlencoded", headers=headers
+        )
+        assert response.status_code < 500, (path, response.get_data(as_text=True)[:500])
+        assert "error" in response.get_json()
+    token = next((v for k, v in params if k == "token" and v.isascii() and v.isprintable()), "x")
+    response = rp.http.get("/userinfo", headers={**headers, "Authorization": f"{scheme} {token}"})
+    assert response.status_code < 500, response.get_data(as_text=True)[:500]
+    query = urlencode([("client_id", rp.client_id), *params])
+    assert rp.http.get("/authorize?" + query).status_code < 500
