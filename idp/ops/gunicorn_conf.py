@@ -13,7 +13,9 @@ while the other threads keep answering. Size it as::
 One worker per core (CPU-bound work, RSA verification and token signing, is spread over the
 workers); 250 threads each, measured in docs/handoff.md (one 2-core instance holds about 1,000
 waiting pages). ``worker_connections`` is twice ``threads``: a gthread worker that reaches it
-stops reporting to the arbiter and is killed after ``timeout``, with all its pages. Redis
+stops reporting to the arbiter and is killed after ``timeout``, with all its pages. Pair it
+with ``IDP_EVENTS_MAX_STREAMS=190`` (three quarters of the threads), so that waiting pages never
+hold every thread and QR frames, the device API and ``/token`` are still served. Redis
 allows 100 connections per pool unless the URL says more: add ``max_connections=`` (threads +
 50) to ``IDP_REDIS_URL``. Asynchronous workers (gevent) are not used: psycopg and
 cryptography block in C, which would stall every connection of a worker.
