@@ -15,9 +15,9 @@
 At ``/authorize`` (:func:`resolve_authorization_request`) a ``request_uri`` is taken with
 ``GETDEL`` (single use) and must belong to the ``client_id`` of the query; only the pushed
 parameters are used. Other ``request_uri`` values (fetching request objects by reference) are
-``request_uri_not_supported``. A client that requires PAR (``require_pushed_authorization_requests`` or
-the ``fapi2`` profile) is refused without one; a client that requires signed request objects
-is refused a plain request.
+``request_uri_not_supported``. A client that requires PAR
+(``require_pushed_authorization_requests`` or the ``fapi2`` profile) is refused without one; a
+client that requires signed request objects is refused a plain request.
 """
 
 from __future__ import annotations
