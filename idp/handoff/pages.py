@@ -346,6 +346,7 @@ def login_page(transaction_id: str) -> Response:
         events_url=url_for("handoff.events", transaction_id=transaction.id, lang=locale),
         qr_refresh_ms=QR_REFRESH_MS,
         client=client,
+        client_logo_uri=ctx.client_logo_uri,
         items=[text(locale, f"item_{item}") for item in ctx.requested_items],
         command=f"idp card login {handoff_url(transaction)}",
         demo_command=f"idp card login --virtual yamada {handoff_url(transaction)}"

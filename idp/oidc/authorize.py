@@ -98,6 +98,8 @@ class AuthorizationContext:
     acr_values: tuple[str, ...] = ()
     ui_locales: tuple[str, ...] = ()
     client_name_en: str | None = None
+    #: The client's registered logo (an https URL checked at registration), if any.
+    client_logo_uri: str | None = None
     request_id: str = field(default_factory=_new_request_id)
     #: The release plan when the request had a ``claims`` parameter (:mod:`claims_request`);
     #: its items are already in ``scopes``.
@@ -143,6 +145,7 @@ class AuthorizationContext:
                 acr_values=_texts(data, "acr_values"),
                 ui_locales=_texts(data, "ui_locales"),
                 client_name_en=_optional_text(data, "client_name_en"),
+                client_logo_uri=_optional_text(data, "client_logo_uri"),
                 request_id=_text(data, "request_id"),
                 claims=claims,
                 dpop_jkt=_optional_text(data, "dpop_jkt"),
@@ -307,6 +310,7 @@ def _context_from_grant(grant: Any) -> AuthorizationContext:
         client_id=client.get_client_id(),
         client_name=client.name,
         client_name_en=client.name_en,
+        client_logo_uri=client.logo_uri,
         redirect_uri=grant.redirect_uri,
         scopes=scopes,
         claims=plan,

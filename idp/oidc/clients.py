@@ -72,6 +72,10 @@ class OAuthClient(ClientMixin):
         return self.row.name_en
 
     @property
+    def logo_uri(self) -> str | None:
+        return self.row.logo_uri
+
+    @property
     def fapi2(self) -> bool:
         """The client has the FAPI 2.0 Security Profile switched on (``profile = "fapi2"``)."""
         return self.row.profile == FAPI2
@@ -179,6 +183,18 @@ class NewClient:
     client_secret: str | None
 
 
+def _is_https_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return (
+        parts.scheme == "https"
+        and bool(parts.hostname)
+        and len(value) <= 2048
+        and value.isascii()
+        and value.isprintable()
+        and '"' not in value
+    )
+
+
 def new_client(
     *,
     name: str,
@@ -225,6 +241,8 @@ def new_client(
             raise ClientRegistrationError("the fapi2 profile needs an ES256 or PS256 ID token")
     if require_signed_request_object and auth_method != "private_key_jwt":
         raise ClientRegistrationError("signed request objects need the client's keys (jwks)")
+    if logo_uri is not None and not _is_https_url(logo_uri):
+        raise ClientRegistrationError("logo_uri must be an https URL (shown on the login page)")
     if client_id is not None and not (
         0 < len(client_id) <= 64 and client_id.isascii() and client_id.isprintable()
     ):

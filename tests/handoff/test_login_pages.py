@@ -7,6 +7,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from flask import Flask
 from login_support import (
     Browser,
@@ -97,6 +98,36 @@ def test_page_is_japanese_and_shows_who_asks_and_the_command(rp: RelyingParty) -
     assert 'role="status" aria-live="polite"' in html
     assert 'lang="en" hreflang="en"' in html  # the English toggle
     assert '<script src="/static/login.js" defer></script>' in html
+
+
+def test_page_shows_the_registered_logo_only_when_there_is_one(
+    app: Flask, rp: RelyingParty
+) -> None:
+    from idp.storage.base import db
+    from idp.storage.clients import get_client
+
+    without = Browser(rp).start(rp.authorization_request(scope="openid name")).page
+    assert 'class="client-logo"' not in without
+    with app.app_context():
+        client = get_client(rp.client_id)
+        assert client is not None
+        client.logo_uri = "https://city.kaga.example/logo.png"
+        db.session.commit()
+    html = Browser(rp).start(rp.authorization_request(scope="openid name")).page
+    assert '<img class="client-logo" src="https://city.kaga.example/logo.png" alt=""' in html
+
+
+def test_logo_must_be_https() -> None:
+    from idp.oidc.clients import ClientRegistrationError, new_client
+
+    for bad in ("http://city.example/logo.png", "javascript:alert(1)", 'https://x.example/"a'):
+        with pytest.raises(ClientRegistrationError, match="logo_uri"):
+            new_client(
+                name="RP",
+                redirect_uris=["https://rp.example/cb"],
+                auth_method="none",
+                logo_uri=bad,
+            )
 
 
 def test_english_by_toggle_or_ui_locales(rp: RelyingParty) -> None:
