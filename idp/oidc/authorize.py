@@ -30,9 +30,9 @@ from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from flask import Flask, Response, current_app
 
-from idp.extensions import get_settings
+from idp.extensions import get_settings, get_store
 from idp.oidc import errors
-from idp.oidc.claims import SUPPORTED_SCOPES
+from idp.oidc.claims import SIGN, SUPPORTED_SCOPES
 from idp.oidc.claims_request import (
     items_of_plan,
     parse_claims,
@@ -44,6 +44,7 @@ from idp.oidc.clients import OAuthClient
 from idp.oidc.grants import AuthenticatedResident
 from idp.oidc.pushed import resolve_authorization_request
 from idp.oidc.server import get_server
+from idp.oidc.sign_transactions import SignTransactionStore
 from idp.oidc.subject import pairwise_sub
 from idp.storage.audit import record_release
 from idp.storage.ephemeral import StoreUnavailableError
@@ -106,6 +107,9 @@ class AuthorizationContext:
     claims: dict[str, Any] | None = None
     #: RFC 9449 section 10: the DPoP key thumbprint the code will be bound to.
     dpop_jkt: str | None = None
+    #: The signature transaction (scope ``sign``, :mod:`idp.oidc.sign_transactions`) this
+    #: request names; checked once, at ``/authorize`` (not part of :meth:`to_params`).
+    sign_transaction_id: str | None = None
 
     @property
     def requested_items(self) -> tuple[str, ...]:
@@ -149,6 +153,7 @@ class AuthorizationContext:
                 request_id=_text(data, "request_id"),
                 claims=claims,
                 dpop_jkt=_optional_text(data, "dpop_jkt"),
+                sign_transaction_id=_optional_text(data, "sign_transaction_id"),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed authorization context: {exc}") from exc
@@ -324,7 +329,48 @@ def _context_from_grant(grant: Any) -> AuthorizationContext:
         acr_values=tuple(str(data.get("acr_values") or "").split()),
         ui_locales=tuple(str(data.get("ui_locales") or "").split()),
         dpop_jkt=data.get("dpop_jkt") or None,
+        sign_transaction_id=_sign_transaction(client, scopes, data, grant.redirect_uri),
     )
+
+
+def _sign_transaction(
+    client: OAuthClient, scopes: tuple[str, ...], data: Mapping[str, Any], redirect_uri: str
+) -> str | None:
+    """The ``sign_transaction_id`` of a request with scope ``sign``: it must name an unexpired,
+    unsigned transaction of this client (``invalid_request``, redirected, otherwise)."""
+    value = data.get("sign_transaction_id") or None
+    if value is None and SIGN not in scopes:
+        return None
+    state = data.get("state")
+    if value is None:
+        raise errors.oauth_error(
+            "invalid_request",
+            "Scope 'sign' needs 'sign_transaction_id'.",
+            state=state,
+            redirect_uri=redirect_uri,
+        )
+    if SIGN not in scopes:
+        raise errors.oauth_error(
+            "invalid_request",
+            "'sign_transaction_id' needs scope 'sign'.",
+            state=state,
+            redirect_uri=redirect_uri,
+        )
+    store = SignTransactionStore(get_store())
+    transaction = store.get(str(value))
+    if (
+        transaction is None
+        or transaction.client_id != client.get_client_id()
+        or transaction.expired(time.time())
+        or store.is_claimed(transaction.id)
+    ):
+        raise errors.oauth_error(
+            "invalid_request",
+            "'sign_transaction_id' is unknown, expired or already used.",
+            state=state,
+            redirect_uri=redirect_uri,
+        )
+    return transaction.id
 
 
 def _replay_request(ctx: AuthorizationContext, uri: str) -> OAuth2Request:

@@ -45,6 +45,7 @@ __all__ = [
     "DERIVED_SCOPES",
     "OFFLINE_ACCESS",
     "RESIDENT_OF",
+    "SIGN",
     "SUPPORTED_SCOPES",
     "age_at_least",
     "claim_value",
@@ -74,7 +75,16 @@ DERIVED_SCOPES: tuple[str, ...] = ("age_over_18", "age_over_65", RESIDENT_OF)
 #: Asks for refresh tokens (OpenID Connect Core section 11); a consent item like the others.
 OFFLINE_ACCESS = "offline_access"
 
-SUPPORTED_SCOPES: tuple[str, ...] = ("openid", *BASIC4_SCOPES, *DERIVED_SCOPES, OFFLINE_ACCESS)
+#: Asks for an electronic signature of a registered signature transaction (flow E).
+SIGN = "sign"
+
+SUPPORTED_SCOPES: tuple[str, ...] = (
+    "openid",
+    *BASIC4_SCOPES,
+    *DERIVED_SCOPES,
+    OFFLINE_ACCESS,
+    SIGN,
+)
 
 CLAIMS_BY_SCOPE: dict[str, tuple[str, ...]] = {
     "name": ("name", "family_name", "given_name"),

@@ -63,7 +63,11 @@ ASSERTION_ALGS: tuple[str, ...] = (
 FAPI2_ALGS: tuple[str, ...] = ("PS256", "ES256", "Ed25519")
 
 #: Endpoints where clients authenticate; a client assertion may name any of them as ``aud``.
-CLIENT_AUTH_PATHS = frozenset({"/token", "/revoke", "/introspect", "/par"})
+CLIENT_AUTH_PATHS = frozenset(
+    {"/token", "/revoke", "/introspect", "/par", "/api/sign-transactions"}
+)
+#: Client-authenticated paths below this prefix (a signature result) are audiences too.
+SIGN_RESULT_PREFIX = "/api/sign-transactions/"
 _PUBLIC_KTYS = {"RSA", "EC", "OKP"}
 _PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k"}
 _JWKS_CACHE_TTL = 300
@@ -126,7 +130,9 @@ class PrivateKeyJwtAuth(JWTBearerClientAssertion):
         """The token endpoint URL, the issuer and the URL of the endpoint being called
         (revocation, introspection, pushed authorization requests)."""
         audiences = [self._settings.endpoint("/token"), self._settings.issuer]
-        if has_request_context() and request.path in CLIENT_AUTH_PATHS:
+        if has_request_context() and (
+            request.path in CLIENT_AUTH_PATHS or request.path.startswith(SIGN_RESULT_PREFIX)
+        ):
             audiences.append(self._settings.endpoint(request.path))
         return audiences
 

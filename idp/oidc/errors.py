@@ -162,6 +162,19 @@ ERRORS: dict[str, ErrorSpec] = {
     "insufficient_scope": ErrorSpec(
         403, "The access token does not allow this request.", _BAD_REQUEST_JA, _BAD_REQUEST_EN
     ),
+    # The signature result endpoint (idp.oidc.sign_api); never shown to a resident.
+    "not_found": ErrorSpec(
+        404, "No such signature transaction for this client.", _BAD_REQUEST_JA, _BAD_REQUEST_EN
+    ),
+    "not_ready": ErrorSpec(
+        409, "The resident has not signed yet.", _BAD_REQUEST_JA, _BAD_REQUEST_EN
+    ),
+    "already_fetched": ErrorSpec(
+        410, "The result was already fetched; it is given once.", _BAD_REQUEST_JA, _BAD_REQUEST_EN
+    ),
+    "expired": ErrorSpec(
+        410, "The signature transaction has expired.", _BAD_REQUEST_JA, _BAD_REQUEST_EN
+    ),
     "temporarily_unavailable": ErrorSpec(
         503,
         "The service is temporarily unavailable; retry later.",

@@ -37,6 +37,7 @@ _SINGLE = (
     "response_mode",
     "claims",
     "dpop_jkt",
+    "sign_transaction_id",
     "request",
     "request_uri",
 )

@@ -14,6 +14,7 @@ from idp.oidc.discovery import ENDPOINTS, provider_metadata
 from idp.oidc.errors import OAuth2Error
 from idp.oidc.pushed import push_authorization_request
 from idp.oidc.server import build_server, get_keyring, get_server
+from idp.oidc.sign_api import init_app as init_sign_api
 
 __all__ = ["bp", "init_app"]
 
@@ -99,3 +100,4 @@ def init_app(app: Flask) -> None:
     build_server(app, get_settings(app))
     errors.init_app(app)
     app.register_blueprint(bp)
+    init_sign_api(app)
