@@ -213,6 +213,13 @@ class PhoneFlow:
         with self._cond:
             self._notice = "enrollment"
 
+    def show_signature(self, challenge: DeviceChallenge) -> bool:
+        """The password screen shows the text to be signed; entering the password signs."""
+        self.challenge = challenge
+        with self._cond:
+            self._notice = "signature"
+        return True
+
     def ask_secret(self, kind: PinKind, tries_left: int) -> str:
         step = Step.PIN if kind is PinKind.AUTH else Step.PASSWORD
         try:

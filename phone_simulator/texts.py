@@ -68,6 +68,9 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "notice_bad_format_sign": "パスワードは英字と数字を両方含む6〜16文字です。"
         "カードには送っていません（回数は減っていません）。",
         "notice_enrollment": "初回のため、署名用電子証明書のパスワードも必要です。",
+        "notice_signature": "{client} から電子署名の依頼です。内容を確かめ、"
+        "署名用電子証明書のパスワードを入力すると署名します。",
+        "sign_text_label": "署名する内容",
         "last_try_heading": "残り1回です",
         "last_try_body": "あと1回間違えると暗証番号がロックされ、"
         "市区町村の窓口で再設定するまでカードでログインできなくなります。"
@@ -194,6 +197,9 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "was used).",
         "notice_bad_format_sign": "The password is 6 to 16 letters and digits, with at least one "
         "of each. Nothing was sent to the card (no try was used).",
+        "notice_signature": "{client} asks for your electronic signature. Check the text; "
+        "entering the signature certificate password signs it.",
+        "sign_text_label": "What you sign",
         "notice_enrollment": "As this is the first time, the signature certificate password is "
         "needed too.",
         "last_try_heading": "One try left",

@@ -29,7 +29,11 @@ ITEM_ORDER = (
     "age_over_65",
     "resident_of",
     "offline_access",
+    "sign",
 )
+
+#: Items never remembered: consent to a signature is given per transaction.
+PER_REQUEST_ITEMS = frozenset({"sign"})
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ def consent_required(
     resident_id: str, client_id: str, items: Sequence[str], prompt: Sequence[str]
 ) -> bool:
     """Whether the resident must see the consent page for ``items``."""
-    if "consent" in prompt:
+    if "consent" in prompt or PER_REQUEST_ITEMS & set(items):
         return True
     if not items:
         return False
@@ -57,14 +61,21 @@ def remember_consent(resident_id: str, client_id: str, items: Sequence[str]) -> 
     """Record the consent to ``items`` (added to what was already consented)."""
     consent = get_consent(resident_id, client_id)
     previous = set(consent.scopes) if consent is not None else set()
-    put_consent(resident_id, client_id, sorted(previous | set(items)))
+    put_consent(resident_id, client_id, sorted(previous | (set(items) - PER_REQUEST_ITEMS)))
 
 
-def consent_items(resident: Resident, items: Sequence[str], locale: str) -> list[ConsentItem]:
-    """The lines of the consent page: exactly ``items``, in a fixed order, with their values."""
+def consent_items(
+    resident: Resident, items: Sequence[str], locale: str, *, sign_text: str | None = None
+) -> list[ConsentItem]:
+    """The lines of the consent page: exactly ``items``, in a fixed order, with their values
+    (``sign``: the text the relying party registered, ``sign_text``)."""
     wanted = set(items)
     return [
-        ConsentItem(scope, text(locale, f"item_{scope}"), _value(resident, scope, locale))
+        ConsentItem(
+            scope,
+            text(locale, f"item_{scope}"),
+            sign_text or "" if scope == "sign" else _value(resident, scope, locale),
+        )
         for scope in ITEM_ORDER
         if scope in wanted
     ]

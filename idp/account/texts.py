@@ -70,7 +70,15 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "status_enroll_needed": "初回のため、署名用電子証明書のパスワード"
         "（英数字6〜16文字）も必要です。"
         "端末の案内に従ってください。",
+        "status_sign_needed": "署名の確認です。端末に表示された内容を確かめ、"
+        "署名用電子証明書のパスワード（英数字6〜16文字）を入力してください。",
         "status_card_verified": "カードを確認しました。次へ進みます。",
+        "failure_sign_certificate_revoked": "署名用電子証明書が失効しています。"
+        "住所・氏名などの登録内容が変わった可能性があります。"
+        "お住まいの市区町村の窓口で電子証明書を更新してください。",
+        "failure_sign_transaction_unavailable": "署名の依頼の有効期限が切れたか、"
+        "すでに署名されています。利用中のサービスに戻ってやり直してください。",
+        "failure_signer_mismatch": "ログインした方とは別の方のカードで署名されました。",
         "status_finished": "このログインは完了しています。",
         "status_cancelled": "このログインは中止されました。",
         "status_failed": "カードを確認できませんでした。",
@@ -94,6 +102,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "item_birthdate": "生年月日",
         "item_gender": "性別",
         "item_offline_access": "ログインしていない間の利用",
+        "item_sign": "電子署名（署名用電子証明書で署名する内容）",
         "value_offline_access": "ログインしていない間も、このサービスが上記の情報を"
         "引き続き受け取れます（同意を取り消すまで）。",
         "item_age_over_18": "18歳以上かどうか",
@@ -178,7 +187,15 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "or device and let it read your My Number card.",
         "status_enroll_needed": "First sign-in: the signature certificate password (6-16 letters "
         "and digits) is needed too. Follow the instructions on your device.",
+        "status_sign_needed": "Signature: check the text shown on your device and enter the "
+        "signature certificate password (6-16 letters and digits).",
         "status_card_verified": "Your card was verified. Continuing.",
+        "failure_sign_certificate_revoked": "Your signature certificate has been revoked: your "
+        "registered details (name, address, ...) have changed. Please renew the certificate at "
+        "your municipal office.",
+        "failure_sign_transaction_unavailable": "The signature request has expired or was already "
+        "signed. Go back to the service and try again.",
+        "failure_signer_mismatch": "The signature was made with another person's card.",
         "status_finished": "This sign-in is complete.",
         "status_cancelled": "This sign-in was cancelled.",
         "status_failed": "The card could not be verified.",
@@ -202,6 +219,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "item_birthdate": "Date of birth",
         "item_gender": "Gender",
         "item_offline_access": "Access while you are signed out",
+        "item_sign": "Electronic signature (what you sign with the signature certificate)",
         "value_offline_access": "This service can keep receiving the items above while you are "
         "signed out (until you withdraw your consent).",
         "item_age_over_18": "Whether you are 18 or older",

@@ -109,6 +109,15 @@ class TerminalPrompts:
             err=True,
         )
 
+    def show_signature(self, challenge: DeviceChallenge) -> bool:
+        name = challenge.client_name_en or challenge.client_name
+        text = challenge.sign.text if challenge.sign else ""
+        click.echo(f"Service / サービス:       {name}", err=True)
+        click.echo(f"To sign / 署名する内容:   {text}", err=True)
+        return click.confirm(
+            "Sign with your signature certificate? / 電子署名しますか", default=True, err=True
+        )
+
     def ask_secret(self, kind: PinKind, tries_left: int) -> str:
         label = f"{SECRET_LABELS[kind]} [{tries_left} tries left]"
         value = click.prompt(label, hide_input=True, err=True, type=str)

@@ -12,7 +12,8 @@ POST     /device/v1/pickup                               a phone presents a QR f
 GET      /device/v1/transactions/<handoff id>            the challenge to sign (marks the
                                                          transaction ``picked_up``)
 POST     /device/v1/transactions/<handoff id>/response   the card response: ``verified``, or
-                                                         ``enroll_needed`` with the next challenge
+                                                         ``enroll_needed`` / ``sign_needed``
+                                                         with the next challenge
 POST     /device/v1/transactions/<handoff id>/cancel     the device gives up (``reason``)
 =======  ==============================================  =======================================
 
@@ -41,6 +42,7 @@ from idp.handoff.login import (
 )
 from idp.handoff.qr import QrError, check_fresh, check_mac, parse_frame
 from idp.handoff.ratelimit import RateLimitedError, check_pickup
+from idp.handoff.signing import sign_document
 from idp.handoff.transaction import (
     DEVICE_STATES,
     LoginTransaction,
@@ -87,7 +89,7 @@ def handoff_url(transaction: LoginTransaction) -> str:
 def challenge_document(transaction: LoginTransaction, now: float) -> dict[str, Any]:
     """The challenge as the device sees it."""
     ctx = transaction.ctx
-    return {
+    document: dict[str, Any] = {
         "transaction_id": transaction.id,
         "nonce": transaction.nonce,
         "origin": transaction.origin,
@@ -101,13 +103,25 @@ def challenge_document(transaction: LoginTransaction, now: float) -> dict[str, A
         "signature": {
             "format": FORMAT,
             "algorithm": "RS256",
-            "signed_data": "SHA-256(origin) || SHA-256(nonce '\\n' transaction_id '\\n' purpose)",
-            "keys": ["authentication", "signature"]
-            if transaction.purpose == "enroll"
-            else ["authentication"],
+            "signed_data": "to_be_signed (the DER CMS signed attributes in 'sign')"
+            if transaction.purpose == "sign"
+            else "SHA-256(origin) || SHA-256(nonce '\\n' transaction_id '\\n' purpose)",
+            "keys": _keys(transaction.purpose),
         },
         "response_url": response_url(transaction),
     }
+    sign = sign_document(transaction)
+    if sign is not None:
+        document["sign"] = sign
+    return document
+
+
+def _keys(purpose: str) -> list[str]:
+    if purpose == "enroll":
+        return ["authentication", "signature"]
+    if purpose == "sign":
+        return ["signature"]
+    return ["authentication"]
 
 
 def _json(document: Any, status: int = 200) -> Response:
@@ -173,7 +187,12 @@ def pickup() -> Response:
         state = transaction.status(now)
         if state is TxState.EXPIRED:
             raise DeviceError("transaction_expired")
-        if state in (TxState.PICKED_UP, TxState.ENROLL_NEEDED, TxState.CARD_VERIFIED):
+        if state in (
+            TxState.PICKED_UP,
+            TxState.ENROLL_NEEDED,
+            TxState.SIGN_NEEDED,
+            TxState.CARD_VERIFIED,
+        ):
             raise DeviceError("already_picked_up")
         if state is not TxState.CREATED:
             raise DeviceError("transaction_closed")
@@ -224,7 +243,7 @@ def post_response(handoff_id: str) -> Response:
         now=now,
     )
     document: dict[str, Any] = {"status": result.outcome}
-    if result.outcome == "enroll_needed":
+    if result.outcome in ("enroll_needed", "sign_needed"):
         document["challenge"] = challenge_document(result.transaction, now)
     return _json(document)
 

@@ -18,6 +18,11 @@ phone simulator of the QR flow. Nothing here imports Flask; HTTP goes through a 
 4. If the provider answers ``enroll_needed`` (unknown card or stale record), sign the new
    challenge with the authentication key again (PIN1 is still verified on the card) and, after
    the signature password, with the signature key, and ``POST`` both certificates.
+5. If the provider answers ``sign_needed`` (the relying party asked for an electronic
+   signature), show the text to be signed (the prompts may decline), ask the signature password
+   (tries shown, never the last try without a confirmation), sign
+   ``DigestInfo(SHA-256(to_be_signed))`` with the signature key and ``POST`` the signature
+   certificate with that signature.
 
 The PIN and the password only ever go to the card; they are not logged or kept beyond the call.
 """
@@ -25,12 +30,14 @@ The PIN and the password only ever go to the card; they are not logged or kept b
 from __future__ import annotations
 
 import base64
+import binascii
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 from urllib.parse import urlsplit
 
-from idp.card.challenge import Challenge, ChallengeFormatError
+from idp.card.challenge import SHA256_DIGEST_INFO_PREFIX, Challenge, ChallengeFormatError
 from idp.card.errors import (
     CardError,
     CardFileNotFoundError,
@@ -55,6 +62,7 @@ __all__ = [
     "FixedPrompts",
     "LoginAbortedError",
     "RequestsHttp",
+    "SignRequest",
     "build_token",
     "run_device_login",
 ]
@@ -141,6 +149,33 @@ def _origin(url: str) -> str:
 
 
 @dataclass(frozen=True)
+class SignRequest:
+    """What a ``sign`` round asks the signature key to sign."""
+
+    text: str
+    digest: str
+    to_be_signed: bytes
+
+    @classmethod
+    def from_document(cls, document: Any) -> SignRequest:
+        if not isinstance(document, dict):
+            raise TypeError("sign must be an object")
+        try:
+            to_be_signed = base64.b64decode(_str(document, "to_be_signed"), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError("sign.to_be_signed is not base64") from exc
+        digest = _str(document, "digest")
+        raw = base64.urlsafe_b64decode(digest + "=" * (-len(digest) % 4))
+        if len(raw) != 32 or raw not in to_be_signed:
+            raise ValueError("sign.to_be_signed does not carry the document digest")
+        return cls(text=_str(document, "text"), digest=digest, to_be_signed=to_be_signed)
+
+    def digest_info(self) -> bytes:
+        """What the card signs: DigestInfo(SHA-256(to_be_signed))."""
+        return SHA256_DIGEST_INFO_PREFIX + hashlib.sha256(self.to_be_signed).digest()
+
+
+@dataclass(frozen=True)
 class DeviceChallenge:
     """The challenge as fetched from the provider."""
 
@@ -154,6 +189,7 @@ class DeviceChallenge:
     expires_at: str
     expires_in: int
     response_url: str
+    sign: SignRequest | None = None
 
     @classmethod
     def from_document(cls, document: Any) -> DeviceChallenge:
@@ -173,6 +209,9 @@ class DeviceChallenge:
                 expires_at=_str(document, "expires_at"),
                 expires_in=int(document.get("expires_in", 0)),
                 response_url=_str(document, "response_url"),
+                sign=SignRequest.from_document(document["sign"])
+                if document.get("purpose") == "sign"
+                else None,
             )
             challenge.challenge()  # field formats
         except (KeyError, TypeError, ValueError, ChallengeFormatError) as exc:
@@ -257,13 +296,14 @@ class DeviceClient:
     def respond(
         self, challenge: DeviceChallenge, token: Mapping[str, str]
     ) -> tuple[str, DeviceChallenge | None]:
-        """POST a card response; ``("verified", None)`` or ``("enroll_needed", next)``."""
+        """POST a card response; ``("verified", None)``, or ``("enroll_needed", next)`` /
+        ``("sign_needed", next)``."""
         body = self._answer(*self.http.post(challenge.response_url, token))
         status = body.get("status") if isinstance(body, dict) else None
         if status == "verified":
             return "verified", None
-        if status == "enroll_needed":
-            return "enroll_needed", self._checked(DeviceChallenge.from_document(body["challenge"]))
+        if status in ("enroll_needed", "sign_needed"):
+            return status, self._checked(DeviceChallenge.from_document(body["challenge"]))
         raise DeviceProtocolError(f"unexpected answer status {status!r}")
 
     def cancel(self, reason: str) -> None:
@@ -283,6 +323,9 @@ class DevicePrompts(Protocol):
 
     def enrollment_needed(self, challenge: DeviceChallenge) -> None:
         """Explain that the signature password is needed this time."""
+
+    def show_signature(self, challenge: DeviceChallenge) -> bool:
+        """Show the text to be signed (``challenge.sign.text``) and who asks; False to decline."""
 
     def ask_secret(self, kind: PinKind, tries_left: int) -> str:
         """PIN1 (``PinKind.AUTH``) or the signature password (``PinKind.SIGN``)."""
@@ -314,6 +357,10 @@ class FixedPrompts:
     def enrollment_needed(self, challenge: DeviceChallenge) -> None:
         self.asked.append("enrollment")
 
+    def show_signature(self, challenge: DeviceChallenge) -> bool:
+        self.asked.append("signature")
+        return self.accept
+
     def ask_secret(self, kind: PinKind, tries_left: int) -> str:
         self.asked.append(f"secret:{kind.value}:{tries_left}")
         return self.pin if kind is PinKind.AUTH else self.sign_password
@@ -339,6 +386,7 @@ class DeviceOutcome:
     rounds: int
     enrolled: bool
     client_name: str
+    signed: bool = False
 
 
 def _verify_secret(card: JpkiClient, kind: PinKind, prompts: DevicePrompts) -> None:
@@ -383,6 +431,33 @@ def _probe_sign_certificate(card: JpkiClient) -> None:
         raise EnrollmentUnavailableError("this card has no signature certificate") from exc
 
 
+def _sign_round(
+    client: DeviceClient, card: JpkiClient, prompts: DevicePrompts, current: DeviceChallenge
+) -> dict[str, str]:
+    """The signing round: show the text, the signature password, the signature key."""
+    request = current.sign
+    if request is None:
+        raise DeviceProtocolError("a sign round without 'sign'")
+    if not prompts.show_signature(current):
+        client.cancel("user_cancelled")
+        raise LoginAbortedError("declined")
+    try:
+        _probe_sign_certificate(card)
+        _verify_secret(card, PinKind.SIGN, prompts)
+        certificate = card.read_sign_certificate()
+        signature = card.sign(PinKind.SIGN, request.digest_info())
+    except EnrollmentUnavailableError:
+        client.cancel("enrollment_unavailable")
+        raise
+    except PinBlockedError:
+        client.cancel("pin_blocked")
+        raise
+    except LoginAbortedError:
+        client.cancel("user_cancelled")
+        raise
+    return build_token(certificate=certificate, signature=signature, app_version=client.app_version)
+
+
 def run_device_login(
     client: DeviceClient,
     card: JpkiClient,
@@ -396,8 +471,18 @@ def run_device_login(
         client.cancel("user_cancelled")
         raise LoginAbortedError("declined")
     enrolled = False
+    signed = False
     auth_verified = False
     for round_number in range(1, MAX_ROUNDS + 1):
+        if current.purpose == "sign":
+            token = _sign_round(client, card, prompts, current)
+            status, following = client.respond(current, token)
+            signed = True
+            if status == "verified":
+                return DeviceOutcome(
+                    "verified", round_number, enrolled, current.client_name, signed
+                )
+            raise DeviceProtocolError("the provider asked for another round after signing")
         digest_info = current.challenge().digest_info()
         try:
             certificate = card.read_auth_certificate()
@@ -436,7 +521,7 @@ def run_device_login(
         )
         status, following = client.respond(current, token)
         if status == "verified":
-            return DeviceOutcome("verified", round_number, enrolled, current.client_name)
+            return DeviceOutcome("verified", round_number, enrolled, current.client_name, signed)
         assert following is not None
         current = following
     raise DeviceProtocolError("the provider asked for too many rounds")

@@ -53,6 +53,19 @@ DEVICE_ERRORS: Final[dict[str, tuple[int, str]]] = {
         422,
         "The authentication certificate differs from the one verified earlier in this login.",
     ),
+    "sign_transaction_unavailable": (
+        410,
+        "The signature transaction has expired or was already signed.",
+    ),
+    "sign_certificate_revoked": (
+        410,
+        "The signature certificate is revoked: the registered details (name, address, ...) "
+        "changed. Renew the certificate at the municipal office.",
+    ),
+    "signer_mismatch": (
+        422,
+        "The signature certificate belongs to another resident than the one who logged in.",
+    ),
     "temporarily_unavailable": (503, "The service is temporarily unavailable; retry later."),
     "trust_unavailable": (503, "The provider cannot read its trust configuration; retry later."),
 }

@@ -18,7 +18,10 @@ signature over the *same* challenge).
    an unknown card or a stale record -> a new round with purpose ``enroll``;
 5. purpose ``enroll``: the same card as in the login round (``card_mismatch`` otherwise), the
    signature certificate validated for SIGNATURE with its signature over the same challenge,
-   then :func:`idp.account.enrollment.enroll_card` -> ``card_verified``.
+   then :func:`idp.account.enrollment.enroll_card` -> ``card_verified``;
+6. when the authorization request names a signature transaction, steps 4 and 5 lead to a
+   round with purpose ``sign`` (state ``sign_needed``) instead, verified by
+   :mod:`idp.handoff.signing` -> ``card_verified``.
 
 Any failure after the nonce was taken ends the transaction in ``failed`` with the error code
 (the browser page says why and offers to try again); failures before it leave the transaction
@@ -51,6 +54,7 @@ from idp.card.validation import (
     validate_certificate,
 )
 from idp.handoff.errors import DeviceError
+from idp.handoff.signing import start_signing_round, verify_signature_round
 from idp.handoff.transaction import (
     DEVICE_STATES,
     LoginTransaction,
@@ -96,9 +100,10 @@ class CardResponse:
 
 @dataclass(frozen=True)
 class Verification:
-    """What a verified response led to: ``verified`` or ``enroll_needed`` (next round)."""
+    """What a verified response led to: ``verified``, or the next round (``enroll_needed``,
+    ``sign_needed``)."""
 
-    outcome: Literal["verified", "enroll_needed"]
+    outcome: Literal["verified", "enroll_needed", "sign_needed"]
     transaction: LoginTransaction
 
 
@@ -219,6 +224,8 @@ def _verify(
         )
     except ChallengeFormatError as exc:  # only if the stored record were corrupt
         raise DeviceError("transaction_closed", "The transaction record is unusable.") from exc
+    if transaction.purpose == "sign":
+        return verify_signature_round(transactions, transaction, response, trust, moment)
     auth = validate_certificate(
         response.certificate,
         purpose=CertPurpose.AUTHENTICATION,
@@ -246,16 +253,14 @@ def _verify(
             return Verification("enroll_needed", updated)
         assert lookup.resident_id is not None
         record_login(auth, now=now)
-        updated = _conflict_safe(
-            lambda: transactions.update(
-                transaction,
-                state=TxState.CARD_VERIFIED,
-                resident_id=lookup.resident_id,
-                auth_time=int(moment),
-                auth_cert_sha256=fingerprint,
-            )
+        return _card_verified(
+            transactions,
+            transaction,
+            moment,
+            resident_id=lookup.resident_id,
+            auth_time=int(moment),
+            auth_cert_sha256=fingerprint,
         )
-        return Verification("verified", updated)
 
     # purpose "enroll": the same card as the login round, plus its signature certificate.
     expected = transaction.auth_cert_sha256
@@ -273,17 +278,34 @@ def _verify(
     )
     enrollment = enroll_card(auth, sign, now=now, known_resident_id=transaction.known_resident_id)
     log.info("login %s: card %s", transaction.id[:8], enrollment.kind)
+    return _card_verified(
+        transactions,
+        transaction,
+        moment,
+        resident_id=enrollment.resident_id,
+        auth_time=int(moment),
+        auth_cert_sha256=fingerprint,
+        enrollment=enrollment.kind,
+    )
+
+
+def _card_verified(
+    transactions: TransactionStore, transaction: LoginTransaction, moment: float, **changes: Any
+) -> Verification:
+    """``card_verified``, or the signing round when the request names a sign transaction."""
+    sign_id = transaction.ctx.sign_transaction_id
+    if sign_id is None:
+        updated = _conflict_safe(
+            lambda: transactions.update(transaction, state=TxState.CARD_VERIFIED, **changes)
+        )
+        return Verification("verified", updated)
+    sign_round = start_signing_round(transactions.store, sign_id, moment)
     updated = _conflict_safe(
-        lambda: transactions.update(
-            transaction,
-            state=TxState.CARD_VERIFIED,
-            resident_id=enrollment.resident_id,
-            auth_time=int(moment),
-            auth_cert_sha256=fingerprint,
-            enrollment=enrollment.kind,
+        lambda: transactions.new_round(
+            transaction, purpose="sign", state=TxState.SIGN_NEEDED, sign=sign_round, **changes
         )
     )
-    return Verification("verified", updated)
+    return Verification("sign_needed", updated)
 
 
 def _conflict_safe(write: Any) -> LoginTransaction:

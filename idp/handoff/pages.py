@@ -62,11 +62,15 @@ from idp.handoff.transaction import (
 )
 from idp.oidc.authorize import AuthorizationContext, deny_authorization, finish_authorization
 from idp.oidc.claims import ACR_CARD_PIN, AMR_CARD_PIN
+from idp.oidc.sign_transactions import SignTransactionStore
 from idp.storage.residents import get_resident
 
 __all__ = ["APP_LINK_SCHEME", "POLL_INTERVAL_MS", "QR_REFRESH_MS", "bp", "event_hub", "start_login"]
 
 log = logging.getLogger(__name__)
+
+#: Failures after which the relying party is told ``certificate_revoked`` (access_denied).
+REVOKED_FAILURES = frozenset({"certificate_revoked", "sign_certificate_revoked"})
 
 POLL_INTERVAL_MS: Final = 1500
 QR_REFRESH_MS: Final = 1000
@@ -297,6 +301,9 @@ def _failure_key(code: str | None) -> str | None:
         "revocation_unavailable",
         "card_mismatch",
         "enrollment_unavailable",
+        "sign_certificate_revoked",
+        "sign_transaction_unavailable",
+        "signer_mismatch",
     }
     return f"failure_{code}" if code in known else "failure_default"
 
@@ -485,7 +492,12 @@ def _consent_page(transaction: LoginTransaction, binding: BrowserBinding, locale
         locale,
         transaction=transaction,
         client=client,
-        items=consent_items(resident, ctx.requested_items, locale),
+        items=consent_items(
+            resident,
+            ctx.requested_items,
+            locale,
+            sign_text=transaction.sign["text"] if transaction.sign else None,
+        ),
         verified_at=verified,
         action=url_for("handoff.consent", transaction_id=transaction.id, lang=locale),
         csrf=binding.csrf_token(transaction, get_settings().secret_key),
@@ -498,6 +510,9 @@ def _complete(transaction: LoginTransaction, binding: BrowserBinding, locale: st
         return _message_page(transaction, binding, "status_finished", locale, status=409)
     ctx = transaction.ctx
     assert transaction.resident_id is not None and transaction.auth_time is not None
+    if ctx.sign_transaction_id is not None:
+        # The staged signature becomes fetchable once the resident consented.
+        SignTransactionStore(get_store()).release(ctx.sign_transaction_id)
     response = finish_authorization(
         ctx,
         resident_id=transaction.resident_id,
@@ -542,7 +557,12 @@ def _deny(transaction: LoginTransaction, binding: BrowserBinding, locale: str) -
     if not transactions().claim_finish(transaction):
         return _message_page(transaction, binding, "status_finished", locale, status=409)
     _settle(transaction, TxState.CANCELLED)
-    return deny_authorization(transaction.ctx, "access_denied", "The resident declined.")
+    ctx = transaction.ctx
+    if ctx.sign_transaction_id is not None:
+        SignTransactionStore(get_store()).discard(ctx.sign_transaction_id)
+    if transaction.failure in REVOKED_FAILURES:
+        return deny_authorization(ctx, "access_denied", "certificate_revoked")
+    return deny_authorization(ctx, "access_denied", "The resident declined.")
 
 
 @bp.post("/login/<transaction_id>/cancel")

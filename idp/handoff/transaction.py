@@ -15,6 +15,7 @@ States::
     created --device GET--> picked_up --login response--> card_verified --consent--> finished
                                  |                              ^
                                  +--unknown card / stale--> enroll_needed --enroll response--+
+    card verified with a sign transaction --> sign_needed --sign response--> card_verified
     any open state --bad card response--> failed;  --browser cancels--> cancelled
     past expires_at: expired (computed; the record lingers GRACE seconds to say so)
 
@@ -88,6 +89,7 @@ class TxState(StrEnum):
     CREATED = "created"
     PICKED_UP = "picked_up"
     ENROLL_NEEDED = "enroll_needed"
+    SIGN_NEEDED = "sign_needed"
     CARD_VERIFIED = "card_verified"
     FINISHED = "finished"
     CANCELLED = "cancelled"
@@ -96,7 +98,9 @@ class TxState(StrEnum):
 
 
 #: States in which a device may fetch the challenge and answer it.
-DEVICE_STATES: Final = frozenset({TxState.CREATED, TxState.PICKED_UP, TxState.ENROLL_NEEDED})
+DEVICE_STATES: Final = frozenset(
+    {TxState.CREATED, TxState.PICKED_UP, TxState.ENROLL_NEEDED, TxState.SIGN_NEEDED}
+)
 #: States after which nothing more happens.
 FINAL_STATES: Final = frozenset(
     {TxState.FINISHED, TxState.CANCELLED, TxState.FAILED, TxState.EXPIRED}
@@ -182,6 +186,9 @@ class LoginTransaction:
     qr_token: str = ""
     qr_secret: str = ""
     qr_start: int | None = None
+    #: The signing round (flow E): ``sign_transaction_id``, ``text``, ``digest`` (base64url)
+    #: and ``to_be_signed`` (base64 DER of the CMS signed attributes).
+    sign: dict[str, str] | None = None
 
     @property
     def qr_key(self) -> bytes:
@@ -228,6 +235,11 @@ class TransactionStore:
         self._store = store
         self.ttl = ttl
         self._cas = store.client.register_script(_CAS)
+
+    @property
+    def store(self) -> EphemeralStore:
+        """The ephemeral store the transactions live in."""
+        return self._store
 
     # -- keys ---------------------------------------------------------------------------------
 
