@@ -10,7 +10,13 @@ RP_REDIRECT_URI    the callback URL registered at the provider (``.../callback``
 RP_SECRET_KEY      the key that signs this app's session cookie
 RP_SCOPE           default ``openid name address birthdate gender``
 RP_EXPECTED_ACR    the ``acr`` the ID token must carry (default: the provider's card + PIN)
+RP_FORMS_DB        the forms tool's SQLite file (default ``var/forms.sqlite3``)
+RP_SIGN_CA_FILE    the JPKI signature CA (PEM) that signer certificates must chain to; without
+                   it the forms tool cannot accept signed submissions
 =================  ==========================================================================
+
+The forms tool (``/forms``, ``/staff``: :mod:`relying_party_demo.forms_views`, docs/forms.md)
+lives in the same app and uses the same login.
 
 The login is the authorization code flow with PKCE (S256), ``state`` and ``nonce`` (Authlib
 generates and checks them), ``private_key_jwt`` client authentication with this RP's own EC
@@ -29,9 +35,13 @@ from typing import Any
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
 from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
+from cryptography import x509
 from flask import Flask, Response, redirect, render_template, request, session, url_for
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
+
+from relying_party_demo import forms_views
+from relying_party_demo.sign_api import SignApi
 
 __all__ = ["DEFAULT_ACR", "DEFAULT_SCOPE", "create_app"]
 
@@ -41,6 +51,16 @@ DEFAULT_ACR = "urn:myna-idp:acr:jpki-card-pin"
 ITEM_LABELS = {"name": "氏名", "address": "住所", "birthdate": "生年月日", "gender": "性別"}
 GENDER_LABELS = {"male": "男性", "female": "女性", "other": "その他・不明"}
 
+
+VERIFIED_CLAIMS_REQUEST = {
+    "userinfo": {
+        "verified_claims": {
+            "verification": {"trust_framework": None, "time": None},
+            "claims": {"name": None, "address": None, "birthdate": None, "gender": None},
+        }
+    }
+}
+"""Asked for when discovery advertises verified_claims: when the card verified the items."""
 
 ASSERTION_LIFETIME = 60
 """Seconds a client assertion is valid (Authlib's default is an hour; providers refuse that)."""
@@ -76,7 +96,7 @@ def _load_key(path: str) -> ECKey | RSAKey:
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The demo RP. ``config`` overrides the ``RP_*`` environment (keys without the prefix)."""
     app = Flask(__name__)
-    app.config.update(SCOPE=DEFAULT_SCOPE, EXPECTED_ACR=DEFAULT_ACR)
+    app.config.update(SCOPE=DEFAULT_SCOPE, EXPECTED_ACR=DEFAULT_ACR, FORMS_DB="var/forms.sqlite3")
     app.config.from_prefixed_env("RP")
     if config:
         app.config.update(config)
@@ -96,10 +116,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SECURE=str(app.config["REDIRECT_URI"]).startswith("https://"),
     )
     oauth = OAuth(app)
+    key = _load_key(str(app.config["KEY_FILE"]))
     client = oauth.register(
         "myna",
         client_id=app.config["CLIENT_ID"],
-        client_secret=_load_key(str(app.config["KEY_FILE"])),
+        client_secret=key,
         server_metadata_url=issuer + "/.well-known/openid-configuration",
         client_kwargs={
             "scope": app.config["SCOPE"],
@@ -109,6 +130,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         client_auth_methods=[ShortLivedPrivateKeyJWT(alg="ES256")],
     )
 
+    sign_ca_file = app.config.get("SIGN_CA_FILE")
+    sign_ca = (
+        x509.load_pem_x509_certificate(Path(str(sign_ca_file)).read_bytes())
+        if sign_ca_file
+        else None
+    )
+    forms_views.install(
+        app,
+        client=client,
+        sign_api=SignApi(issuer, str(app.config["CLIENT_ID"]), key, "ES256"),
+        sign_ca=sign_ca,
+    )
+
     @app.get("/")
     def index() -> str:
         return render_template("rp/index.html", profile=session.get("profile"))
@@ -116,10 +150,25 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     @app.route("/login", methods=["GET", "POST"])
     def login() -> Any:
         session.pop("profile", None)
-        return client.authorize_redirect(app.config["REDIRECT_URI"])
+        session.pop("drafts", None)
+        session.pop("signing", None)
+        after = request.values.get("next", "")
+        if after.startswith("/") and not after.startswith("//") and "\\" not in after:
+            session["after_login"] = after
+        else:
+            session.pop("after_login", None)
+        extra: dict[str, str] = {}
+        metadata = client.load_server_metadata()
+        if metadata.get("claims_parameter_supported") and metadata.get("verified_claims_supported"):
+            # OpenID Connect for Identity Assurance: when the provider verified the items
+            extra["claims"] = json.dumps(VERIFIED_CLAIMS_REQUEST, separators=(",", ":"))
+        return client.authorize_redirect(app.config["REDIRECT_URI"], **extra)
 
     @app.get("/callback")
     def callback() -> Any:
+        signing = session.get("signing")
+        if isinstance(signing, dict) and request.args.get("state") == signing.get("state"):
+            return _signing_callback(signing)
         error = request.args.get("error")
         if error:
             return _failure(error, request.args.get("error_description"), 400)
@@ -150,7 +199,29 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             "auth_time": id_token.get("auth_time"),
             "claims": {k: v for k, v in userinfo.items() if k != "sub"},
         }
-        return redirect(url_for("profile"))
+        return redirect(session.pop("after_login", None) or url_for("profile"))
+
+    def _signing_callback(signing: dict[str, Any]) -> Any:
+        error = request.args.get("error")
+        if error:
+            session.pop("signing", None)
+            return forms_views.signing_failed(error, request.args.get("error_description"))
+        if request.args.get("iss") != issuer:
+            session.pop("signing", None)
+            return forms_views.signing_failed("invalid_issuer", None)
+        try:
+            token = client.authorize_access_token(
+                claims_options={
+                    "iss": {"essential": True, "value": issuer},
+                    "aud": {"essential": True, "value": app.config["CLIENT_ID"]},
+                    "acr": {"essential": True, "value": app.config["EXPECTED_ACR"]},
+                    "sub": {"essential": True},
+                }
+            )
+        except (OAuthError, JoseError):
+            session.pop("signing", None)
+            return forms_views.signing_failed("invalid_id_token", None)
+        return forms_views.finish_signing(signing, dict(token["userinfo"]))
 
     @app.get("/me")
     def profile() -> Any:
