@@ -47,6 +47,8 @@ DEMO_CLIENT_ID: Final = "demo-rp"
 DEFAULT_VAR: Final = Path("var/demo")
 DEFAULT_PKI: Final = Path("var/test-pki")
 PRE_ENROLLED: Final = ("yamada",)
+DEMO_SCOPES: Final = ("name", "address", "birthdate", "gender", "sign")
+"""The demo relying party (the forms tool) signs applications: it is registered for ``sign``."""
 
 
 def _secrets(var: Path) -> dict[str, str]:
@@ -152,7 +154,9 @@ def _seed(app: Flask, pki: TestPki, jwks: dict[str, Any], rp_url: str) -> None:
         redirect_uri = f"{rp_url}/callback"
         existing = get_client(DEMO_CLIENT_ID)
         if existing is not None and (
-            existing.redirect_uris != [redirect_uri] or existing.jwks != jwks
+            existing.redirect_uris != [redirect_uri]
+            or existing.jwks != jwks
+            or set(existing.allowed_scopes) != set(DEMO_SCOPES)
         ):
             remove_client(DEMO_CLIENT_ID)
             existing = None
@@ -163,6 +167,7 @@ def _seed(app: Flask, pki: TestPki, jwks: dict[str, Any], rp_url: str) -> None:
                 redirect_uris=[redirect_uri],
                 auth_method="private_key_jwt",
                 jwks=jwks,
+                scopes=DEMO_SCOPES,
                 client_id=DEMO_CLIENT_ID,
             )
             add_client(created.client)
@@ -195,6 +200,11 @@ BANNER = """
     Test PIN (利用者証明用暗証番号): 1234
     Test signature password (署名用パスワード): ABC123
  3. Back in the browser: consent, and the relying party shows the verified claims.
+
+ The forms tool (電子申請フォーム): {rp}/forms -> 人間ドック助成金申請. Sign in with the
+ card, the identity block fills itself; fill in the rest, review, 「カードで署名して提出」:
+ the phone shows the text, enter the signature password ABC123. Staff: {rp}/staff
+ (submissions, .p7s downloads, CSV).
 
  Ctrl-C stops the servers. Data: {var}  Test PKI: {pki}
 ================================================================================
@@ -259,6 +269,8 @@ def demo(
                 "KEY_FILE": str(var / "rp-key.json"),
                 "REDIRECT_URI": f"{rp_url}/callback",
                 "SECRET_KEY": keys["rp_secret_key"],
+                "FORMS_DB": str(var / "forms.sqlite3"),
+                "SIGN_CA_FILE": str(pki_abs / "sign-ca.pem"),
             }
         ),
         encoding="utf-8",
