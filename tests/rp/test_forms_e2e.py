@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -19,8 +20,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from joserfc.jwk import ECKey, KeySet
-from login_support import HttpBrowser, LiveServer, LoginPki, virtual_device_login
+from login_support import Browser, HttpBrowser, LiveServer, LoginPki, virtual_device_login
 
+from idp.handoff.device_client import DeviceApiError
 from relying_party_demo import create_app
 
 pytestmark = [pytest.mark.redis]
@@ -194,3 +196,42 @@ def test_a_client_not_registered_for_sign_gets_a_clear_error(
     response = rp.post(f"/forms/{FORM}/sign", data={"submission_id": match.group(1)})
     assert response.status_code == 400
     assert 'id="error-code">unauthorized_client<' in response.get_data(as_text=True)
+
+
+def test_a_revoked_signature_certificate_tells_the_resident_to_renew_it(
+    rp_app: Flask, live: LiveServer, login_pki: LoginPki
+) -> None:
+    rp = rp_app.test_client()
+    log_in_to_the_form(rp, login_pki)
+    _, authorize_url = review_and_sign(rp)
+    login_pki.revoke("sign", login_pki.credentials("yamada").sign_certificate.serial_number)  # type: ignore[union-attr]
+    time.sleep(1.1)  # the provider re-reads its CRL files at most once a second
+    browser = HttpBrowser()
+    started = browser.start(authorize_url)
+    with pytest.raises(DeviceApiError) as refused:  # the phone is told why (410)
+        virtual_device_login(started.handoff_url, login_pki, "yamada")
+    assert (refused.value.status, refused.value.code) == (410, "sign_certificate_revoked")
+    response = browser.session.get(
+        browser.base + started.continue_path, allow_redirects=False, timeout=10
+    )
+    # the provider's page says why, in the words the phone used, and offers to stop
+    assert 'data-code="sign_certificate_revoked"' in response.text
+    assert "窓口で電子証明書を更新" in response.text
+    cancel = re.search(r'action="(/login/[^"]+/cancel[^"]*)"', response.text)
+    assert cancel
+    response = browser.session.post(
+        browser.base + cancel.group(1).replace("&amp;", "&"),
+        data={"csrf": Browser.csrf(response.text)},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert response.status_code == 302, response.text
+    location = response.headers["Location"]
+    query = parse_qs(urlsplit(location).query)
+    assert query["error"] == ["access_denied"]
+    assert query["error_description"] == ["certificate_revoked"]
+    page = rp.get(local(location))
+    assert page.status_code == 403
+    text = page.get_data(as_text=True)
+    assert 'id="error-code">certificate_revoked<' in text and "窓口で電子証明書を更新" in text
+    assert rp.get("/staff").get_data(as_text=True).count("data-submission=") == 0
