@@ -55,6 +55,7 @@ def test_discovery_is_valid_and_truthful(rp: RelyingParty) -> None:
         "age_over_18",
         "age_over_65",
         "offline_access",
+        "sign",
     ]
     assert metadata["authorization_response_iss_parameter_supported"] is True
     assert set(metadata["token_endpoint_auth_methods_supported"]) == {

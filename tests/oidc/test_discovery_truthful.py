@@ -23,9 +23,10 @@ from provider_support import (
     install_capturing_login,
 )
 
-from idp.extensions import get_settings
+from idp.extensions import get_settings, get_store
 from idp.oidc.keys import rotate_signing_key
 from idp.oidc.server import get_server
+from idp.oidc.sign_transactions import SignTransactionStore
 
 ALL_SCOPES = (
     "name",
@@ -36,6 +37,7 @@ ALL_SCOPES = (
     "age_over_65",
     "resident_of",
     "offline_access",
+    "sign",
 )
 
 
@@ -157,7 +159,15 @@ def test_every_advertised_scope_can_be_asked_for(app_factory: Callable[..., Flas
     login = install_capturing_login(app)
     rp = RelyingParty(app, scopes=ALL_SCOPES)
     for scope in metadata_of(rp)["scopes_supported"]:
-        request = rp.authorization_request(scope=f"openid {scope}")
+        extra: dict[str, str | None] = {}
+        if scope == "sign":  # a signature needs a registered signature transaction
+            with app.app_context():
+                extra["sign_transaction_id"] = (
+                    SignTransactionStore(get_store())
+                    .create(client_id=rp.client_id, digest=bytes(32), text="t", expires_in=300)
+                    .id
+                )
+        request = rp.authorization_request(scope=f"openid {scope}", **extra)
         assert rp.authorize(request).status_code == 200, scope
         assert scope in login.last.scopes
 
