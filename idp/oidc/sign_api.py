@@ -60,18 +60,32 @@ def _json(document: Any, status: int) -> Response:
     return response
 
 
+class _AuthRequest(OAuth2Request):
+    """Authlib's request with the client authentication members taken from a JSON body, a
+    form or the query (Authlib's private_key_jwt reads them from ``form``)."""
+
+    def __init__(self, method: str, uri: str, auth: dict[str, str], headers: Any) -> None:
+        super().__init__(method, uri, headers=headers)
+        self._auth = auth
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._auth
+
+
 def _authenticate(members: dict[str, Any]) -> OAuthClient:
     """The calling client, authenticated like at the token endpoint and registered for sign."""
     server = get_server()
-    oauth_request = OAuth2Request(request.method, request.url, headers=request.headers)
-    oauth_request.payload = BasicOAuth2Payload(
-        {k: v for k, v in members.items() if k in _AUTH_MEMBERS and isinstance(v, str)}
-    )
+    auth = {k: v for k, v in members.items() if k in _AUTH_MEMBERS and isinstance(v, str)}
+    oauth_request = _AuthRequest(request.method, request.url, auth, request.headers)
+    oauth_request.payload = BasicOAuth2Payload(auth)
     client: OAuthClient = server.authenticate_client(
         oauth_request, list(TOKEN_ENDPOINT_AUTH_METHODS), "sign_transactions"
     )
     if SIGN not in client.allowed_items():
-        raise oauth_error("unauthorized_client", "The client is not registered for 'sign'.")
+        raise oauth_error(
+            "unauthorized_client", "The client is not registered for 'sign'.", status=403
+        )
     return client
 
 
