@@ -10,6 +10,7 @@ the forms RP (its own SQLite, HTTP only to the provider), the phone simulator.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -83,6 +84,13 @@ def stack(db_url: str, redis_url: str, login_pki: LoginPki, tmp_path: Path) -> I
         dispose(idp.app)
 
 
+def shot(page: Page, name: str) -> None:
+    """With ``MYNA_SCREENSHOT_DIR`` set, keep a PNG of the screen (docs/screenshots/forms-*)."""
+    target = os.environ.get("MYNA_SCREENSHOT_DIR")  # noqa: TID251 - opt-in output directory
+    if target:
+        page.screenshot(path=str(Path(target) / f"forms-{name}.png"), full_page=True)
+
+
 def card_on_the_phone(desktop: Page, phone: Page, stack: Stack, *, sign: bool) -> None:
     """The provider's login page: scan its QR, continue, PIN1, the signature password."""
     expect(desktop).to_have_url(re.compile(re.escape(stack.idp.url) + r"/login/[A-Za-z0-9_-]+$"))
@@ -97,6 +105,7 @@ def card_on_the_phone(desktop: Page, phone: Page, stack: Stack, *, sign: bool) -
     if sign:
         expect(phone.locator("#notice")).to_have_attribute("data-notice", "signature")
         expect(phone.locator("#screen")).to_contain_text("人間ドック助成金申請")
+        shot(phone, "phone-sign")
     phone.fill("#secret", "ABC123")
     phone.click("#ok")
     step(phone, "done")
@@ -125,6 +134,7 @@ def test_fill_sign_submit_and_staff_verify(
     desktop.fill("#f-clinic", "加賀市民病院")
     desktop.select_option("#f-insurance", "国民健康保険")
     desktop.fill("#f-bank_account", "北國銀行 大聖寺支店 普通 1234567")
+    shot(desktop, "form")
     # someone edits the page: the identity fields get names and other values
     desktop.evaluate(
         """() => { for (const [k, v] of [["name", "偽物　一郎"], ["birthdate", "2000-01-01"]]) {
@@ -137,6 +147,7 @@ def test_fill_sign_submit_and_staff_verify(
     expect(review).not_to_contain_text("偽物")
     expect(review).to_contain_text("加賀市民病院")
     submission_id = desktop.locator("#submission-id").inner_text().strip()
+    shot(desktop, "review")
 
     desktop.click("#sign-submit")
     card_on_the_phone(desktop, phone, stack, sign=True)
@@ -150,6 +161,7 @@ def test_fill_sign_submit_and_staff_verify(
     expect(row.locator(".signer")).to_contain_text("山田　太郎")
     expect(row.locator(".signature-verified")).to_be_visible()
     expect(row.locator(".signed-at")).to_have_text(re.compile(r"^\d{4}-\d\d-\d\dT"))
+    shot(desktop, "staff")
     cms = desktop.request.get(stack.rp.url + (row.locator("a.cms").get_attribute("href") or ""))
     document = desktop.request.get(
         stack.rp.url + (row.locator("a.document").get_attribute("href") or "")
