@@ -56,7 +56,8 @@ def content_security_policy(nonce: str | None, report_uri: str | None = None) ->
         "default-src 'none'",
         f"script-src 'self'{inline}",
         f"style-src 'self'{inline}",
-        "img-src 'self' data:",
+        # https: for the relying parties' registered logos (https only, checked at registration).
+        "img-src 'self' data: https:",
         "font-src 'self'",
         "connect-src 'self'",
         "manifest-src 'self'",

@@ -71,6 +71,22 @@ def test_every_kind_of_response(rp: RelyingParty, app: Flask) -> None:
         response.close()
 
 
+def test_inline_styles_carry_the_response_nonce(app: Flask) -> None:
+    # The error page has an inline <style>: without the nonce the CSP would leave it unstyled.
+    response = app.test_client().get("/authorize?client_id=nobody", headers={"Accept": "text/html"})
+    nonces = re.findall(r"'nonce-([^']+)'", response.headers["Content-Security-Policy"])
+    styles = re.findall(r"<style([^>]*)>", response.get_data(as_text=True))
+    assert styles and nonces
+    assert all(f'nonce="{nonces[0]}"' in attrs for attrs in styles)
+
+
+def test_logos_may_come_from_https_only() -> None:
+    from idp.ops.headers import content_security_policy
+
+    img = next(d for d in content_security_policy(None).split("; ") if d.startswith("img-src"))
+    assert img.split()[1:] == ["'self'", "data:", "https:"]
+
+
 def _cache_control(response: Any) -> tuple[str | None, str | None]:
     return response.headers.get("Cache-Control"), response.headers.get("Pragma")
 
