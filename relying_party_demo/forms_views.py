@@ -205,12 +205,12 @@ def sign(form_id: str) -> Any:
         current_app.config["REDIRECT_URI"], scope=scope, sign_transaction_id=transaction_id
     )
     state = parse_qs(urlsplit(response.headers["Location"]).query).get("state", [""])[0]
-    session["signing"] = {
+    session["signing"] = {  # the document is rebuilt from the session (cookies stay small)
         "state": state,
         "form_id": form_id,
         "submission_id": submission_id,
         "sign_transaction_id": transaction_id,
-        "document": base64.b64encode(document).decode("ascii"),
+        "digest": base64.b64encode(digest).decode("ascii"),
     }
     return response
 
@@ -229,8 +229,19 @@ def finish_signing(signing: dict[str, Any], token_claims: dict[str, Any] | None)
         result = api.result(signing["sign_transaction_id"])
     except SignApiError as exc:
         return _failure(exc.error, 502)
-    document = base64.b64decode(signing["document"])
+    draft = (session.get("drafts") or {}).get(signing["form_id"]) or {}
+    if draft.get("submission_id") != signing["submission_id"]:
+        return _failure("no_draft", 400)
     identity = identity_of(profile)
+    document = canonical_document(
+        form=form,
+        submission_id=signing["submission_id"],
+        identity=identity,
+        answers=draft["answers"],
+        sub=profile["sub"],
+    )
+    if base64.b64encode(document_digest(document)).decode("ascii") != signing["digest"]:
+        return _failure("digest_mismatch", 400)  # the session changed since the signing began
     sign_ca: x509.Certificate | None = current_app.extensions["sign_ca"]
     if sign_ca is None:
         return _failure("sign_ca_not_configured", 500)
@@ -244,7 +255,6 @@ def finish_signing(signing: dict[str, Any], token_claims: dict[str, Any] | None)
         )
     except SignatureCheckError as exc:
         return _failure(exc.code, 400)
-    draft = (session.get("drafts") or {}).get(signing["form_id"]) or {}
     submission = Submission(
         submission_id=signing["submission_id"],
         form_id=form.form_id,
@@ -260,10 +270,9 @@ def finish_signing(signing: dict[str, Any], token_claims: dict[str, Any] | None)
         submitted_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     store().add_submission(submission)  # the same id twice keeps the first
-    if draft.get("submission_id") == submission.submission_id:
-        drafts = dict(session.get("drafts") or {})
-        drafts.pop(signing["form_id"], None)
-        session["drafts"] = drafts
+    drafts = dict(session.get("drafts") or {})
+    drafts.pop(signing["form_id"], None)
+    session["drafts"] = drafts
     return redirect(url_for("forms.done", submission_id=submission.submission_id))
 
 

@@ -307,3 +307,12 @@ def test_staff_define_a_form_from_parts(rp_app: Flask) -> None:
         assert refused.status_code == 400 and 'id="definition-error"' in refused.get_data(
             as_text=True
         )
+
+
+def test_the_session_cookie_stays_small_with_the_longest_answers(rp_app: Flask) -> None:
+    client = logged_in(rp_app)
+    longest = {**ANSWERS, "clinic": "病" * 200, "bank_account": "口" * 200}
+    response = client.post(f"/forms/{FORM}/review", data=longest)
+    assert response.status_code == 200
+    cookie = response.headers["Set-Cookie"]
+    assert len(cookie.encode()) < 4093, len(cookie)  # browsers drop larger cookies
