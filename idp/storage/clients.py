@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, String, Text, false, select
+from sqlalchemy import JSON, Boolean, String, Text, false, select, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.storage.base import Base, UtcDateTime, db, utcnow
@@ -49,6 +49,18 @@ class Client(Base):
     )
     #: A resource server: may introspect any access token, not only its own (RFC 7662).
     resource_server: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+    # Logout settings (migration 0003; see docs/sessions.md).
+    #: Exact URIs the resident may be sent back to after RP-initiated logout.
+    post_logout_redirect_uris: Mapped[list[str]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )
+    #: Where logout tokens are POSTed (OpenID Connect Back-Channel Logout 1.0), or None.
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(Text)
+    #: The client needs ``sid`` in logout tokens (always sent here; recorded for discovery).
+    backchannel_logout_session_required: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
     def __repr__(self) -> str:
         return f"<Client {self.client_id} {self.token_endpoint_auth_method}>"
