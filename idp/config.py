@@ -63,6 +63,8 @@ DEFAULTS: dict[str, Any] = {
     "DPOP_PROOF_MAX_AGE": 60,
     "DPOP_NONCE_REQUIRED": True,
     "DPOP_NONCE_LIFETIME": 300,
+    "SESSION_LIFETIME": 1800,
+    "BACKCHANNEL_LOGOUT_TIMEOUT": 3,
 }
 
 #: The placeholder secret used by tests only; refused outside ``TESTING``.
@@ -133,6 +135,10 @@ class Settings:
     dpop_proof_max_age: int = 60
     dpop_nonce_required: bool = True
     dpop_nonce_lifetime: int = 300
+    #: Absolute lifetime of a provider session after a card login (idp.oidc.sessions), seconds.
+    session_lifetime: int = 1800
+    #: Seconds one back-channel logout POST may take (connect + answer) before it counts as failed.
+    backchannel_logout_timeout: int = 3
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -196,6 +202,8 @@ class Settings:
                 "PAR_TTL",
                 "DPOP_PROOF_MAX_AGE",
                 "DPOP_NONCE_LIFETIME",
+                "SESSION_LIFETIME",
+                "BACKCHANNEL_LOGOUT_TIMEOUT",
                 "QR_FRAME_WINDOW",
                 "EVENTS_HEARTBEAT",
                 "RATE_LIMIT_WINDOW",
@@ -217,6 +225,10 @@ class Settings:
             problems.append("IDP_QR_FRAME_WINDOW must be at most 30 seconds")
         if ints["CODE_TTL"] > 600:
             problems.append("IDP_CODE_TTL must be at most 600 seconds")
+        if ints["SESSION_LIFETIME"] > 24 * 3600:
+            problems.append("IDP_SESSION_LIFETIME must be at most 86400 seconds")
+        if ints["BACKCHANNEL_LOGOUT_TIMEOUT"] > 30:
+            problems.append("IDP_BACKCHANNEL_LOGOUT_TIMEOUT must be at most 30 seconds")
         if ints["PAR_TTL"] > 600:
             problems.append("IDP_PAR_TTL must be at most 600 seconds")
         if ints["REFRESH_TOKEN_MAX_LIFETIME"] < ints["REFRESH_TOKEN_TTL"]:
@@ -272,6 +284,8 @@ class Settings:
             dpop_proof_max_age=ints["DPOP_PROOF_MAX_AGE"],
             dpop_nonce_required=_boolean(config.get("DPOP_NONCE_REQUIRED", True)),
             dpop_nonce_lifetime=ints["DPOP_NONCE_LIFETIME"],
+            session_lifetime=ints["SESSION_LIFETIME"],
+            backchannel_logout_timeout=ints["BACKCHANNEL_LOGOUT_TIMEOUT"],
             extra={k: v for k, v in config.items() if k not in DEFAULTS},
         )
 

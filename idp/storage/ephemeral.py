@@ -66,6 +66,16 @@ end
 return value
 """
 
+# SADD members and extend (never shorten) the set's TTL; EXPIRE GT needs Redis 7, the
+# embedded Redis is 6.2.
+_SET_ADD = """
+redis.call('SADD', KEYS[1], unpack(ARGV, 2))
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return 1
+"""
+
 
 class StoreError(Exception):
     """Base of the ephemeral store's errors."""
@@ -179,6 +189,7 @@ class EphemeralStore:
         self._embedded = embedded
         self._take_marking = client.register_script(_TAKE_MARKING)
         self._take_marking_remaining = client.register_script(_TAKE_MARKING_REMAINING)
+        self._set_add = client.register_script(_SET_ADD)
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 2.0, prefix: str = "myna:") -> EphemeralStore:
@@ -270,6 +281,27 @@ class EphemeralStore:
         """Seconds left for ``name``; None if it does not exist."""
         left = int(self._call(lambda: self._client.ttl(self.key(name))))
         return None if left < 0 else left
+
+    # -- sets -----------------------------------------------------------------------------
+
+    def set_add(self, name: str, *members: str, ttl: int) -> None:
+        """Add ``members`` to the set ``name`` and make the set live at least ``ttl`` more
+        seconds (atomically; the TTL never shrinks)."""
+        _check_ttl(ttl)
+        if members:
+            keys = [self.key(name)]
+            self._call(lambda: self._set_add(keys=keys, args=[ttl, *members]))
+
+    def set_members(self, name: str) -> set[str]:
+        """The members of the set ``name`` (empty if absent)."""
+        members = self._call(lambda: self._client.smembers(self.key(name)))
+        return {m.decode() if isinstance(m, bytes) else str(m) for m in members}
+
+    def set_remove(self, name: str, *members: str) -> int:
+        """Remove ``members`` from the set ``name``; how many were in it."""
+        if not members:
+            return 0
+        return int(self._call(lambda: self._client.srem(self.key(name), *members)))
 
     # -- JSON -----------------------------------------------------------------------------
 
