@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from idp import handoff, ops
+from idp import handoff, i18n, ops
 from idp.config import load_settings
 from idp.extensions import init_extensions
 from idp.oidc import routes as oidc_routes
@@ -33,6 +33,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             x_host=settings.trusted_proxy_count,
         )
     init_extensions(app, settings)
+    i18n.init_app(app)
     oidc_routes.init_app(app)
     handoff.init_app(app)
     ops.init_app(app)
