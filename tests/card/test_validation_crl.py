@@ -231,3 +231,53 @@ def test_mutated_crls_give_only_typed_errors(pki: TestPki, data: st.DataObject) 
         CrlRevocationChecker(issuers=[pki.auth_ca.certificate], crls=[bytes(raw[:cut])], now=now)
     except RevocationDataInvalidError:
         pass
+
+
+def test_grace_after_next_update_and_staleness_limit(
+    pki: TestPki, yamada: ResidentCredentials
+) -> None:
+    now = _now()
+    crl = pki.crl(
+        "auth", [], this_update=now - timedelta(hours=1), next_update=now + timedelta(hours=1)
+    )
+    issuers = [pki.auth_ca.certificate, pki.sign_ca.certificate]
+    strict = CrlRevocationChecker(
+        issuers=issuers,
+        crls=[crl],
+        next_update_grace=timedelta(0),
+        max_age=timedelta(hours=3),
+    )
+    certificate, issuer = yamada.auth_certificate, pki.auth_ca.certificate
+    strict.check(certificate, issuer, now=now + timedelta(minutes=59))
+    with pytest.raises(RevocationStaleError, match="past its nextUpdate"):
+        strict.check(certificate, issuer, now=now + timedelta(minutes=61))
+    summary = strict.summary_for(issuer)
+    assert summary is not None and summary.revoked_count == 0
+    assert strict.staleness(summary, now) is None
+    assert strict.summary_for(pki.rogue_ca("auth").certificate) is None
+
+    lenient = CrlRevocationChecker(
+        issuers=issuers,
+        crls=[crl],
+        next_update_grace=timedelta(hours=6),
+        max_age=timedelta(hours=3),
+    )
+    lenient.check(certificate, issuer, now=now + timedelta(hours=1, minutes=59))
+    with pytest.raises(RevocationStaleError, match="staleness limit") as info:
+        lenient.check(certificate, issuer, now=now + timedelta(hours=2, minutes=1))
+    assert info.value.code == "revocation_stale"
+    with pytest.raises(ValueError, match="max_age"):
+        CrlRevocationChecker(issuers=issuers, max_age=timedelta(0))
+
+
+def test_a_crl_within_its_grace_still_loads(pki: TestPki) -> None:
+    now = _now()
+    late = pki.crl(
+        "auth", [], this_update=now - timedelta(hours=3), next_update=now - timedelta(hours=1)
+    )
+    checker = CrlRevocationChecker(
+        issuers=[pki.auth_ca.certificate], next_update_grace=timedelta(hours=2)
+    )
+    assert checker.load(late, now=now).next_update == late.next_update_utc
+    with pytest.raises(RevocationDataInvalidError, match="past its nextUpdate"):
+        CrlRevocationChecker(issuers=[pki.auth_ca.certificate]).load(late, now=now)

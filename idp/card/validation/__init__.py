@@ -63,7 +63,7 @@ from idp.card.validation.errors import (
     RevocationUnknownError,
     SignatureInvalidError,
 )
-from idp.card.validation.ocsp import OcspRevocationChecker
+from idp.card.validation.ocsp import OcspAnswer, OcspRevocationChecker
 from idp.card.validation.revocation import ChainedRevocationChecker
 from idp.card.validation.signature import verify_challenge_signature
 from idp.card.validation.trust import CertPurpose, RevocationChecker, TrustConfig
@@ -90,6 +90,7 @@ __all__ = [
     "ChainedRevocationChecker",
     "Check",
     "CrlRevocationChecker",
+    "OcspAnswer",
     "OcspResponseInvalidError",
     "OcspRevocationChecker",
     "RevocationChecker",

@@ -14,8 +14,13 @@ Loading a CRL (``load``, or ``crls=`` at construction):
   dict (safe to call from a background refresher thread while ``check`` runs).
 
 ``check`` raises ``RevocationUnavailableError`` when no CRL is held for the issuer,
-``RevocationStaleError`` once the held CRL is past its nextUpdate (plus the clock skew), and
-``CertificateRevokedError`` (with ``revoked_at`` and ``reason``) for a listed serial.
+``RevocationStaleError`` once the held CRL is stale (``staleness``: past its nextUpdate plus
+``next_update_grace``, which defaults to the clock skew, or older than ``max_age`` counted from
+its thisUpdate, when given), and ``CertificateRevokedError`` (with ``revoked_at`` and
+``reason``) for a listed serial.
+
+The checker does no I/O and reads no clock of its own beyond ``datetime.now`` as a default for
+``load``: fetching and refreshing CRLs is the caller's business (``idp.revocation``).
 
 Entry extensions are not inspected at load (10^6 entries); indirect CRLs are therefore not
 supported either (every entry is taken to belong to the CRL's issuer).
@@ -42,7 +47,7 @@ from idp.card.validation.errors import (
     RevocationUnavailableError,
 )
 
-__all__ = ["MAX_CRL_BYTES", "CrlRevocationChecker", "CrlSummary"]
+__all__ = ["MAX_CRL_BYTES", "CrlRevocationChecker", "CrlSummary", "key_id"]
 
 MAX_CRL_BYTES: Final = 512 * 1024 * 1024
 """A 10^6-entry CRL with reasons is about 53 MB."""
@@ -100,7 +105,8 @@ class _HeldCrl:
         return revoked_at, reason
 
 
-def _key_id(certificate: x509.Certificate) -> bytes:
+def key_id(certificate: x509.Certificate) -> bytes:
+    """SHA-256 of the certificate's SubjectPublicKeyInfo: tells CA generations apart."""
     spki = certificate.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -163,17 +169,42 @@ class CrlRevocationChecker:
         issuers: Iterable[x509.Certificate],
         crls: Iterable[x509.CertificateRevocationList | bytes] = (),
         clock_skew: timedelta = timedelta(minutes=5),
+        next_update_grace: timedelta | None = None,
+        max_age: timedelta | None = None,
         now: datetime | None = None,
     ) -> None:
+        if max_age is not None and max_age <= timedelta(0):
+            raise ValueError("CRL max_age must be positive")
         self._issuers = tuple(issuers)
         self._clock_skew = clock_skew
+        self._grace = clock_skew if next_update_grace is None else next_update_grace
+        self._max_age = max_age
         self._held: Mapping[bytes, _HeldCrl] = {}
         for crl in crls:
             self.load(crl, now=now)
 
     @property
+    def issuers(self) -> tuple[x509.Certificate, ...]:
+        return self._issuers
+
+    @property
     def summaries(self) -> tuple[CrlSummary, ...]:
         return tuple(held.summary for held in self._held.values())
+
+    def summary_for(self, issuer: x509.Certificate) -> CrlSummary | None:
+        """The CRL held for ``issuer`` (matched by key), if any."""
+        held = self._held.get(key_id(issuer))
+        return held.summary if held is not None else None
+
+    def staleness(self, summary: CrlSummary, now: datetime) -> str | None:
+        """Why the CRL of ``summary`` may not be used at ``now`` (fixed text), or None."""
+        if now + self._clock_skew < summary.this_update:
+            return "CRL thisUpdate is in the future"
+        if now > summary.next_update + self._grace:
+            return "CRL is past its nextUpdate"
+        if self._max_age is not None and now - summary.this_update > self._max_age:
+            return "CRL is older than the staleness limit"
+        return None
 
     def load(
         self, crl: x509.CertificateRevocationList | bytes, *, now: datetime | None = None
@@ -196,9 +227,9 @@ class CrlRevocationChecker:
             raise RevocationDataInvalidError("CRL has no nextUpdate")
         if this_update > now + self._clock_skew:
             raise RevocationDataInvalidError("CRL thisUpdate is in the future")
-        if next_update + self._clock_skew < now:
+        if next_update + self._grace < now:
             raise RevocationDataInvalidError("CRL is past its nextUpdate")
-        key = _key_id(issuer)
+        key = key_id(issuer)
         current = self._held.get(key)
         if current is not None and current.summary.this_update > this_update:
             return current.summary
@@ -218,13 +249,12 @@ class CrlRevocationChecker:
     def check(
         self, certificate: x509.Certificate, issuer: x509.Certificate, *, now: datetime
     ) -> None:
-        held = self._held.get(_key_id(issuer))
+        held = self._held.get(key_id(issuer))
         if held is None:
             raise RevocationUnavailableError("no CRL is loaded for the certificate's issuer")
-        if now + self._clock_skew < held.summary.this_update:
-            raise RevocationStaleError("CRL thisUpdate is in the future")
-        if now - self._clock_skew > held.summary.next_update:
-            raise RevocationStaleError("CRL is past its nextUpdate")
+        stale = self.staleness(held.summary, now)
+        if stale is not None:
+            raise RevocationStaleError(stale)
         serial = certificate.serial_number
         if serial not in held.serials:
             return

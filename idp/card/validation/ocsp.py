@@ -17,6 +17,10 @@ must be, in this order:
    not before ``now - allowed_time_skew``;
 6. ``good``. ``revoked`` gives ``CertificateRevokedError``, ``unknown`` ``RevocationUnknownError``.
 
+``query`` returns the checked answer (an :class:`OcspAnswer`: status, thisUpdate, nextUpdate,
+revocation date and reason) for any of the three statuses, so that a caller may cache it within
+its validity; ``check`` is ``query`` followed by :meth:`OcspAnswer.raise_for_status`.
+
 Unreachable, timed out or non-successful answers give ``RevocationUnavailableError``; any answer
 failing 1-4 ``OcspResponseInvalidError`` and 5 ``RevocationStaleError`` (both subclasses of it,
 so ``revocation_required=False`` lets them through as ``unchecked``).
@@ -29,8 +33,9 @@ import secrets
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -52,6 +57,7 @@ __all__ = [
     "MAX_RESPONSE_BYTES",
     "NONCE_BYTES",
     "Fetch",
+    "OcspAnswer",
     "OcspRevocationChecker",
     "urllib_fetch",
 ]
@@ -73,6 +79,25 @@ _ACCEPTED_SIGNATURE_ALGORITHMS: Final = frozenset(
         SignatureAlgorithmOID.ECDSA_WITH_SHA512,
     }
 )
+
+
+@dataclass(frozen=True)
+class OcspAnswer:
+    """One checked SingleResponse: what a cache may keep until ``next_update``."""
+
+    status: Literal["good", "revoked", "unknown"]
+    this_update: datetime
+    next_update: datetime | None
+    revoked_at: datetime | None = None
+    reason: str | None = None
+
+    def raise_for_status(self) -> None:
+        """Return for ``good``; raise ``CertificateRevokedError`` or ``RevocationUnknownError``."""
+        if self.status == "good":
+            return
+        if self.status == "revoked":
+            raise CertificateRevokedError(revoked_at=self.revoked_at, reason=self.reason)
+        raise RevocationUnknownError()
 
 
 def urllib_fetch(url: str, body: bytes, timeout: float) -> bytes:
@@ -164,13 +189,19 @@ class OcspRevocationChecker:
     def check(
         self, certificate: x509.Certificate, issuer: x509.Certificate, *, now: datetime
     ) -> None:
+        self.query(certificate, issuer, now=now).raise_for_status()
+
+    def query(
+        self, certificate: x509.Certificate, issuer: x509.Certificate, *, now: datetime
+    ) -> OcspAnswer:
+        """Ask the responder about ``certificate``; the checked answer (steps 1-5)."""
         request, nonce = self.build_request(certificate, issuer)
         body = request.public_bytes(serialization.Encoding.DER)
         try:
             raw = self._fetch(self.url, body, self._timeout)
         except (OSError, ValueError) as exc:
             raise RevocationUnavailableError("OCSP responder could not be reached") from exc
-        self.check_response(raw, request=request, nonce=nonce, issuer=issuer, now=now)
+        return self.read_response(raw, request=request, nonce=nonce, issuer=issuer, now=now)
 
     def check_response(
         self,
@@ -182,6 +213,20 @@ class OcspRevocationChecker:
         now: datetime,
     ) -> None:
         """Steps 1-6 of the module docstring on one answer."""
+        self.read_response(
+            raw, request=request, nonce=nonce, issuer=issuer, now=now
+        ).raise_for_status()
+
+    def read_response(
+        self,
+        raw: bytes,
+        *,
+        request: ocsp.OCSPRequest,
+        nonce: bytes,
+        issuer: x509.Certificate,
+        now: datetime,
+    ) -> OcspAnswer:
+        """Steps 1-5 of the module docstring on one answer."""
         if len(raw) > MAX_RESPONSE_BYTES:
             raise OcspResponseInvalidError("OCSP response is too large")
         try:
@@ -198,16 +243,21 @@ class OcspRevocationChecker:
             self._check_nonce(response, nonce)
             self._check_freshness(single, now)
             status = single.certificate_status
-            revoked_at, reason = single.revocation_time_utc, single.revocation_reason
+            this_update, next_update = single.this_update_utc, single.next_update_utc
+            if status is ocsp.OCSPCertStatus.GOOD:
+                return OcspAnswer("good", this_update, next_update)
+            if status is ocsp.OCSPCertStatus.REVOKED:
+                reason = single.revocation_reason
+                return OcspAnswer(
+                    "revoked",
+                    this_update,
+                    next_update,
+                    revoked_at=single.revocation_time_utc,
+                    reason=reason.value if reason is not None else None,
+                )
         except PARSE_ERRORS as exc:
             raise OcspResponseInvalidError("OCSP response cannot be parsed") from exc
-        if status is ocsp.OCSPCertStatus.GOOD:
-            return
-        if status is ocsp.OCSPCertStatus.REVOKED:
-            raise CertificateRevokedError(
-                revoked_at=revoked_at, reason=reason.value if reason is not None else None
-            )
-        raise RevocationUnknownError()
+        return OcspAnswer("unknown", this_update, next_update)
 
     @staticmethod
     def _matching_single_response(
