@@ -33,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_TIMEOUT": 2.0,
     "REDIS_PREFIX": "myna:",
     "KEY_ENCRYPTION_KEY": None,
+    "KEY_ENCRYPTION_KEY_FILE": None,
+    "KEY_ROTATION_DAYS": 90,
+    "KEY_PREPUBLISH_SECONDS": 86400,
     "DEFAULT_ID_TOKEN_ALG": "ES256",
     "CODE_TTL": 60,
     "ACCESS_TOKEN_TTL": 600,
@@ -176,10 +179,9 @@ class Settings:
             )
         embedded = Path(str(config.get("REDIS_EMBEDDED_PATH") or var_dir / "redis.db"))
 
-        kek_raw = config.get("KEY_ENCRYPTION_KEY")
-        kek = str(kek_raw).encode() if kek_raw else None
-        if kek is not None and len(kek) < _MIN_SECRET_LENGTH:
-            problems.append(f"IDP_KEY_ENCRYPTION_KEY must be at least {_MIN_SECRET_LENGTH} chars")
+        kek = _key_encryption_key(
+            config.get("KEY_ENCRYPTION_KEY"), config.get("KEY_ENCRYPTION_KEY_FILE"), problems
+        )
 
         alg = str(config.get("DEFAULT_ID_TOKEN_ALG") or "ES256")
         if alg not in ID_TOKEN_ALGS:
@@ -207,6 +209,7 @@ class Settings:
                 "QR_FRAME_WINDOW",
                 "EVENTS_HEARTBEAT",
                 "RATE_LIMIT_WINDOW",
+                "KEY_PREPUBLISH_SECONDS",
             )
         }
         non_negative = {
@@ -219,6 +222,7 @@ class Settings:
                 "RATE_LOGINS_PER_ADDRESS",
                 "RATE_PICKUPS_PER_ADDRESS",
                 "EVENTS_MAX_STREAMS",
+                "KEY_ROTATION_DAYS",
             )
         }
         if ints["QR_FRAME_WINDOW"] > 30:
@@ -231,6 +235,12 @@ class Settings:
             problems.append("IDP_BACKCHANNEL_LOGOUT_TIMEOUT must be at most 30 seconds")
         if ints["PAR_TTL"] > 600:
             problems.append("IDP_PAR_TTL must be at most 600 seconds")
+        cached = ints["JWKS_MAX_AGE"] + non_negative["KEY_CACHE_SECONDS"]
+        if ints["KEY_PREPUBLISH_SECONDS"] <= cached:
+            problems.append(
+                "IDP_KEY_PREPUBLISH_SECONDS must be longer than IDP_JWKS_MAX_AGE + "
+                "IDP_KEY_CACHE_SECONDS (relying parties must have the next key before it signs)"
+            )
         if ints["REFRESH_TOKEN_MAX_LIFETIME"] < ints["REFRESH_TOKEN_TTL"]:
             problems.append("IDP_REFRESH_TOKEN_MAX_LIFETIME must be at least IDP_REFRESH_TOKEN_TTL")
         try:
@@ -347,6 +357,28 @@ def _secret(name: str, value: Any, testing: bool, problems: list[str]) -> str:
     if not testing and (TESTING_SECRET in secret or len(secret) < _MIN_SECRET_LENGTH):
         problems.append(f"IDP_{name} must be at least {_MIN_SECRET_LENGTH} random chars")
     return secret
+
+
+def _key_encryption_key(value: Any, path: Any, problems: list[str]) -> bytes | None:
+    """The key-encryption key from ``IDP_KEY_ENCRYPTION_KEY`` or the file named by
+    ``IDP_KEY_ENCRYPTION_KEY_FILE`` (one of them; the file's trailing newline is ignored)."""
+    if value and path:
+        problems.append("set IDP_KEY_ENCRYPTION_KEY or IDP_KEY_ENCRYPTION_KEY_FILE, not both")
+        return None
+    if path:
+        try:
+            raw = Path(str(path)).read_bytes().strip()
+        except OSError as exc:
+            problems.append(f"IDP_KEY_ENCRYPTION_KEY_FILE cannot be read ({type(exc).__name__})")
+            return None
+        name = "IDP_KEY_ENCRYPTION_KEY_FILE"
+    elif value:
+        raw, name = str(value).encode(), "IDP_KEY_ENCRYPTION_KEY"
+    else:
+        return None
+    if len(raw) < _MIN_SECRET_LENGTH:
+        problems.append(f"{name} must hold at least {_MIN_SECRET_LENGTH} random characters")
+    return raw
 
 
 def _positive_int(name: str, value: Any, problems: list[str], *, minimum: int = 1) -> int:
