@@ -16,16 +16,21 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "AUTHORIZATION_RESPONSES",
     "CARD_VERIFICATIONS",
+    "CRL_AGE",
+    "CRL_FETCHES",
     "DATABASE_ERRORS",
     "HTTP_REQUESTS",
     "HTTP_REQUEST_SECONDS",
+    "OCSP_CACHE",
+    "OCSP_RESPONDER_ERRORS",
     "READINESS_FAILURES",
     "REDIS_ERRORS",
+    "REVOCATION_FAIL_CLOSED",
     "TOKENS_ISSUED",
     "TOKEN_ERRORS",
     "label",
@@ -84,6 +89,39 @@ READINESS_FAILURES: Final = Counter(
     "myna_readiness_failures",
     "Failed /readyz checks, by check (database, redis, trust, revocation).",
     ["check"],
+)
+
+# -- revocation data (idp.revocation) ----------------------------------------------------------
+CRL_AGE: Final = Gauge(
+    "myna_crl_age_seconds",
+    "Seconds since the thisUpdate of the CRL held for each issuer (CN#key id of a configured "
+    "anchor); set at each refresh and each scrape.",
+    ["issuer"],
+    multiprocess_mode="livemax",
+)
+CRL_FETCHES: Final = Counter(
+    "myna_crl_fetches",
+    "CRL downloads or file reads: result=success (verified and swapped in, or not newer) or "
+    "failure (unreachable, unreadable, not signed by an anchor, past its nextUpdate).",
+    ["result"],
+)
+OCSP_CACHE: Final = Counter(
+    "myna_ocsp_cache",
+    "OCSP answers looked up in the cache: result=hit or miss, store=redis or process (the "
+    "per-process fallback while Redis is unavailable).",
+    ["result", "store"],
+)
+OCSP_RESPONDER_ERRORS: Final = Counter(
+    "myna_ocsp_responder_errors",
+    "OCSP queries without a usable answer, by code (revocation_unavailable, "
+    "ocsp_response_invalid, revocation_stale).",
+    ["kind"],
+)
+REVOCATION_FAIL_CLOSED: Final = Counter(
+    "myna_revocation_fail_closed",
+    "Certificates refused because revocation could not be decided (IDP_REVOCATION_REQUIRED), "
+    "by code (revocation_unavailable, revocation_stale, ocsp_response_invalid).",
+    ["reason"],
 )
 
 
