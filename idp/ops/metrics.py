@@ -20,6 +20,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "AUTHORIZATION_RESPONSES",
+    "BACKCHANNEL_LOGOUTS",
     "CARD_VERIFICATIONS",
     "CRL_AGE",
     "CRL_FETCHES",
@@ -84,6 +85,12 @@ DATABASE_ERRORS: Final = Counter(
     "myna_database_errors",
     "Database statements or connections that failed, by DB-API exception class.",
     ["kind"],
+)
+BACKCHANNEL_LOGOUTS: Final = Counter(
+    "myna_backchannel_logouts",
+    "Logout tokens POSTed to relying parties (OpenID Connect Back-Channel Logout), by result: "
+    "delivered, or the failure (timeout, unreachable, refused -- a non-2xx answer).",
+    ["result"],
 )
 READINESS_FAILURES: Final = Counter(
     "myna_readiness_failures",
