@@ -5,8 +5,8 @@ default) and redeemed with ``GETDEL`` (atomic: one redemption wins). Redemption 
 ``spent-code`` marker; presenting the code again finds it, revokes every token the code
 issued, refresh tokens included (``revoked-grant:<code hash>``) and answers ``invalid_grant``.
 
-The ID token (:class:`IdToken`) carries ``iss aud exp iat auth_time nonce acr amr sub at_hash``
-and a ``kid`` header; it is signed with the client's ``id_token_signed_response_alg`` (ES256
+The ID token (:class:`IdToken`) carries ``iss aud exp iat auth_time nonce acr amr sub at_hash``,
+``sid`` (the provider session, :mod:`idp.oidc.sessions`) and a ``kid`` header; it is signed with the client's ``id_token_signed_response_alg`` (ES256
 by default). Personal claims go into it only when the ``claims`` parameter asked for them there
 (and their items were granted); otherwise they are released at userinfo only.
 """
@@ -66,6 +66,8 @@ class AuthenticatedResident:
     amr: tuple[str, ...]
     acr: str
     request_id: str
+    #: The provider session's ``sid`` as this client sees it (:func:`idp.oidc.sessions.client_sid`).
+    sid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class AuthorizationCodeRecord:
     claims: dict[str, Any] | None = None
     #: RFC 9449 section 10: the DPoP key the code is bound to (``dpop_jkt``), if any.
     dpop_jkt: str | None = None
+    #: The ``sid`` claim of the ID token (OpenID Connect Back-Channel Logout).
+    sid: str | None = None
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -147,6 +151,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):
             issued_at=int(time.time()),
             claims=parse_claims(data["claims"]) if data.get("claims") else None,
             dpop_jkt=data.get("dpop_jkt") or None,
+            sid=user.sid,
         )
         ttl = request.client.code_ttl(self.server.settings.code_ttl)
         self.server.store.put_json(f"code:{record.grant_id}", asdict(record), ttl=ttl)
@@ -200,6 +205,8 @@ class CodeGrant(grants.AuthorizationCodeGrant):
             municipalities=settings.municipalities,
             today=japan_today(),
         )
+        if authorization_code.sid:
+            released = {**released, "sid": authorization_code.sid}
         return TokenSubject(resident_id=resident.id, sub=sub, id_token_claims=released)
 
 
