@@ -108,7 +108,8 @@ def resident_for_card(
     resident = find_resident_by_auth_certificate(certificate_sha256(auth.certificate))
     if resident is None:
         return CardLookup("unknown_card", None)
-    if resident.verified_at < now - max_age:
+    # The portal's "read my card again" marks the record (idp.account.portal_actions).
+    if resident.verified_at < now - max_age or resident.evidence.get("refresh_requested"):
         return CardLookup("stale_record", resident.id)
     return CardLookup("known", resident.id)
 
@@ -154,13 +155,16 @@ def enroll_card(
         match = _renewal_match(record)
         target = match.id if match is not None else None
         kind = "renewed" if match is not None else "enrolled"
-    resident = enroll_resident(
-        basic4=record,
-        auth_certificate=certificate_facts(auth),
-        sign_certificate=certificate_facts(sign),
-        verified_at=now,
-        resident_id=target,
-    )
+    try:
+        resident = enroll_resident(
+            basic4=record,
+            auth_certificate=certificate_facts(auth),
+            sign_certificate=certificate_facts(sign),
+            verified_at=now,
+            resident_id=target,
+        )
+    except LookupError as exc:  # the account was deleted while this login ran
+        raise EnrollmentError("the account was deleted", code="account_deleted") from exc
     mark_credential_used(certificate_sha256(auth.certificate), at=now)
     return Enrollment(resident_id=resident.id, kind=kind)
 
