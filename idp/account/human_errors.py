@@ -16,11 +16,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlencode
 
-from flask import Response, render_template
+from flask import Response, render_template, request
 from flask_babel import lazy_gettext as _l
 
-__all__ = ["PROBLEMS", "Problem", "problem_for", "problem_response"]
+from idp.i18n import current_locale, use_locale
+
+__all__ = ["PROBLEMS", "Problem", "page_frame", "problem_for", "problem_response"]
 
 
 @dataclass(frozen=True)
@@ -194,9 +197,25 @@ def problem_for(code: str | None) -> Problem | None:
     return PROBLEMS.get(_ALIASES.get(code, code))
 
 
+def page_frame(locale: str | None = None) -> dict[str, str]:
+    """``lang``, ``other_lang`` and ``lang_url`` for this request's page (``locale`` is used
+    for the rest of the request when given)."""
+    if locale is not None:
+        use_locale(locale)
+    lang = current_locale()
+    other = "en" if lang == "ja" else "ja"
+    query = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
+    return {
+        "lang": lang,
+        "other_lang": other,
+        "lang_url": "?" + urlencode([*query, ("lang", other)]),
+    }
+
+
 def problem_response(
     code: str,
     *,
+    locale: str | None = None,
     status: int | None = None,
     headers: Mapping[str, str] | None = None,
     **context: Any,
@@ -205,7 +224,9 @@ def problem_response(
     problem = problem_for(code)
     if problem is None:
         raise KeyError(code)
-    body = render_template("account/problem.html", problem=problem, **context)
+    frame = page_frame(locale)
+    frame.update(context)
+    body = render_template("account/problem.html", problem=problem, **frame)
     response = Response(body, status=status or problem.status, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
     for name, value in (headers or {}).items():
