@@ -142,6 +142,10 @@ class Settings:
     session_lifetime: int = 1800
     #: Seconds one back-channel logout POST may take (connect + answer) before it counts as failed.
     backchannel_logout_timeout: int = 3
+    #: Signing keys (idp.oidc.keys): days between scheduled rotations (0: none) and how long a
+    #: next key is published before it may sign (more than IDP_JWKS_MAX_AGE).
+    key_rotation_days: int = 90
+    key_prepublish_seconds: int = 86400
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -296,6 +300,8 @@ class Settings:
             dpop_nonce_lifetime=ints["DPOP_NONCE_LIFETIME"],
             session_lifetime=ints["SESSION_LIFETIME"],
             backchannel_logout_timeout=ints["BACKCHANNEL_LOGOUT_TIMEOUT"],
+            key_rotation_days=non_negative["KEY_ROTATION_DAYS"],
+            key_prepublish_seconds=ints["KEY_PREPUBLISH_SECONDS"],
             extra={k: v for k, v in config.items() if k not in DEFAULTS},
         )
 
