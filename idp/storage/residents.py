@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from idp.storage.base import Base, UtcDateTime, db, new_id, utcnow
 
 __all__ = [
+    "ERASED",
     "Basic4Record",
     "CardCredential",
     "CertificateFacts",
@@ -24,6 +25,7 @@ __all__ = [
     "find_resident_by_auth_certificate",
     "find_residents_by_identity",
     "get_resident",
+    "is_erased",
     "link_card",
     "mark_credential_used",
 ]
@@ -100,9 +102,21 @@ class Basic4Record:
     address_substitution: str = "0"
 
 
+#: ``evidence["type"]`` of an account its resident deleted: the row stays, emptied of every
+#: personal value, so that the hash-chained release log keeps its references (see
+#: docs/portal.md); every lookup treats it as gone.
+ERASED = "erased"
+
+
+def is_erased(resident: Resident) -> bool:
+    """Whether the resident deleted their account (only the opaque id is left)."""
+    return isinstance(resident.evidence, dict) and resident.evidence.get("type") == ERASED
+
+
 def get_resident(resident_id: str) -> Resident | None:
-    """The resident with ``resident_id``, or None."""
-    return db.session.get(Resident, resident_id)
+    """The resident with ``resident_id``, or None (also for a deleted account)."""
+    resident = db.session.get(Resident, resident_id)
+    return None if resident is None or is_erased(resident) else resident
 
 
 def find_resident_by_auth_certificate(cert_sha256: str) -> Resident | None:
@@ -135,7 +149,7 @@ def enroll_resident(
 
     One transaction: the basic-4 items, their evidence and the card links are stored together.
     """
-    resident = db.session.get(Resident, resident_id) if resident_id else None
+    resident = get_resident(resident_id) if resident_id else None
     if resident_id and resident is None:
         raise LookupError(f"no resident {resident_id}")
     if resident is None:
