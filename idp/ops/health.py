@@ -9,9 +9,12 @@ check         ok when
 database      ``SELECT 1`` succeeds
 redis         Redis answers ``PING`` (within ``IDP_REDIS_TIMEOUT``)
 trust         the JPKI anchor files are readable and name at least one authentication anchor
-revocation    the CRLs load (readable, signed by an anchor, before their nextUpdate) and every
-              anchor has one whose nextUpdate has not passed since (``IDP_JPKI_CRL_FILES``);
-              with no revocation source, ok only when ``IDP_REVOCATION_REQUIRED`` is off
+revocation    with CRLs (``IDP_JPKI_CRL_FILES``, ``IDP_JPKI_CRL_URLS``): every anchor has a CRL
+              that is fresh (not past nextUpdate + ``IDP_CRL_GRACE``, not older than
+              ``IDP_CRL_MAX_AGE``); sources failing while the held CRLs are fresh are named
+              but do not fail the check. With only OCSP (``IDP_OCSP_URL``): ok, naming the
+              last query's failure if any. With no source: ok only when
+              ``IDP_REVOCATION_REQUIRED`` is off
 ============  ===================================================================================
 
 Reasons are short fixed texts and exception class names: never a URL, password or path.
@@ -34,7 +37,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from idp.extensions import db, get_settings, get_store
-from idp.handoff.trust import TrustUnavailableError, get_trust
+from idp.handoff.trust import TrustUnavailableError, get_revocation_data, get_trust
 from idp.ops import metrics
 from idp.storage.ephemeral import StoreUnavailableError
 
@@ -100,31 +103,41 @@ def _revocation() -> str:
         trust = get_trust()
     except TrustUnavailableError as exc:
         _anchors()  # unreadable anchors are the trust check's failure; name them here too
-        raise CheckFailed(
-            "CRL unusable (unreadable, not signed by an anchor, or past its nextUpdate)"
-        ) from exc
-    summaries = getattr(trust.revocation, "summaries", None)
-    if summaries is None:
+        raise CheckFailed("anchor files unusable") from exc
+    data = get_revocation_data()
+    if not data.configured:
         if trust.revocation_required:
             raise CheckFailed("no revocation source configured (IDP_REVOCATION_REQUIRED is on)")
         return "not required"
-    now = datetime.now(UTC)
-    anchors = (*trust.auth_anchors, *trust.sign_anchors)
-    missing = stale = 0
-    for anchor in anchors:
-        held = [s for s in summaries if s.issuer == anchor]
-        if not held:
-            missing += 1
-        elif all(s.next_update + trust.clock_skew < now for s in held):
-            stale += 1
-    if missing or stale:
-        problems = []
-        if missing:
-            problems.append(f"no CRL for {missing} anchor(s)")
-        if stale:
-            problems.append(f"CRL past nextUpdate for {stale} anchor(s)")
-        raise CheckFailed(", ".join(problems))
-    return f"{len(summaries)} CRL(s) fresh"
+    notes = []
+    if data.ocsp is not None and data.ocsp.last_error is not None:
+        notes.append(f"OCSP last query failed ({data.ocsp.last_error})")
+    if data.crls is None:
+        return "; ".join(["OCSP only", *notes])
+    report = data.freshness(datetime.now(UTC))
+    problems = []
+    missing = sum(1 for item in report if item.summary is None)
+    if missing:
+        problems.append(f"no CRL for {missing} anchor(s)")
+    stale: dict[str, int] = {}
+    for item in report:
+        if item.stale is not None:
+            text = _STALE_TEXTS.get(item.stale, "CRL stale")
+            stale[text] = stale.get(text, 0) + 1
+    problems.extend(f"{text} for {count} anchor(s)" for text, count in stale.items())
+    if problems:
+        raise CheckFailed(", ".join(problems + notes))
+    failing = [source.name for source in data.crls.sources if source.failures]
+    if failing:
+        notes.append(f"refresh failing for {', '.join(failing)}, previous CRL kept")
+    return "; ".join([f"{len(report)} CRL(s) fresh", *notes])
+
+
+_STALE_TEXTS: Final = {
+    "CRL is past its nextUpdate": "CRL past nextUpdate",
+    "CRL is older than the staleness limit": "CRL older than IDP_CRL_MAX_AGE",
+    "CRL thisUpdate is in the future": "CRL dated in the future",
+}
 
 
 CHECKS: Final[dict[str, Callable[[], str]]] = {

@@ -373,9 +373,7 @@ def test_revocation_can_be_made_optional(db_url: str, redis_url: str, login_pki:
         dispose(app)
 
 
-def test_crl_past_next_update_makes_trust_unavailable(
-    rp: RelyingParty, login_pki: LoginPki
-) -> None:
+def test_crl_past_next_update_fails_closed(rp: RelyingParty, login_pki: LoginPki) -> None:
     creds = login_pki.credentials("yamada")
     login = Login(rp)
     doc = login.challenge()
@@ -387,10 +385,12 @@ def test_crl_past_next_update_makes_trust_unavailable(
             next_update=now - timedelta(days=1),
         )
         login_pki.crl_path(kind).write_bytes(crl.public_bytes(Encoding.PEM))
-    # a CRL past its nextUpdate is refused at load: the trust configuration is unusable
+    # a CRL past its nextUpdate is refused at load (idp.revocation): with no usable CRL held,
+    # the certificate fails closed
     time.sleep(1.1)
-    assert error(login.post(software_token(creds, doc))) == (503, "trust_unavailable")
-    assert login.browser_status()["state"] == "picked_up"
+    assert error(login.post(software_token(creds, doc))) == (422, "revocation_unavailable")
+    status = login.browser_status()
+    assert (status["state"], status["failure"]) == ("failed", "revocation_unavailable")
 
 
 def test_missing_anchor_file_is_trust_unavailable(
