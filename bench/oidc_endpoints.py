@@ -4,8 +4,9 @@
         [--database-url postgresql+psycopg://postgres@127.0.0.1:5440/idp_bench] \
         [--workers 2] [--requests 400] [--concurrency 1,4,16]
 
-Starts ``gunicorn -w WORKERS 'idp.app:create_app()'`` on a free loopback port against the given
-Redis and database (default: a fresh SQLite file), seeds one ``private_key_jwt`` client and one
+Starts gunicorn with ``idp.ops.gunicorn_conf`` (gthread) and ``--workers WORKERS`` on a free
+loopback port (``bench/support.py``) against the given Redis and database (default: a fresh
+SQLite file; the login rate limits lifted), seeds one ``private_key_jwt`` client and one
 resident, and measures, at each concurrency (threads, one HTTP connection per request):
 
 - ``GET /.well-known/openid-configuration`` and ``GET /jwks.json``;
@@ -23,14 +24,9 @@ and code minting are outside the timed sections.
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import os
 import secrets
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -38,38 +34,26 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
-from flask_migrate import upgrade
-from joserfc import jwt
-from joserfc.jwk import ECKey, KeySet
+from support import (
+    REDIRECT_URI,
+    SCOPE,
+    BenchClient,
+    Gunicorn,
+    free_port,
+    percentile,
+    pkce,
+    prepare_database,
+    provider_env,
+)
 
-from idp.app import create_app
-from idp.extensions import MIGRATIONS_DIR, close_connections
+from idp.extensions import close_connections
 from idp.oidc.authorize import AuthorizationContext, finish_authorization
 from idp.oidc.claims import ACR_CARD_PIN, AMR_CARD_PIN
-from idp.oidc.clients import new_client
-from idp.storage.base import db
-from idp.storage.clients import add_client
-from idp.storage.models import Base
 from idp.storage.residents import Basic4Record, CertificateFacts, enroll_resident
-
-REDIRECT_URI = "https://forms.bench.example.jp/callback"
-SCOPE = "openid name address birthdate gender"
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def measure(
@@ -88,9 +72,30 @@ def measure(
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         list(pool.map(run, calls))
     elapsed = time.perf_counter() - began
-    ordered = sorted(latencies)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return name, concurrency, len(calls) / elapsed, statistics.median(ordered) * 1000, p99 * 1000
+    p50 = statistics.median(latencies) * 1000
+    return name, concurrency, len(calls) / elapsed, p50, percentile(latencies, 0.99) * 1000
+
+
+def seed_resident(_: Any) -> str:
+    facts = CertificateFacts(
+        sha256_hex=secrets.token_hex(32),
+        issuer="C=JP, O=JPKI-TEST",
+        serial_hex="01",
+        not_after=datetime(2035, 1, 1, tzinfo=UTC),
+        policy_oid="1.2.392.200149.8.5.1.1.20",
+    )
+    return enroll_resident(
+        basic4=Basic4Record(
+            name="山田\u3000太郎",
+            address="石川県加賀市大聖寺南町ニ４１番地",
+            birthdate=date(1985, 4, 1),
+            gender="male",
+            sex_code="1",
+        ),
+        auth_certificate=facts,
+        sign_certificate=replace(facts, sha256_hex=secrets.token_hex(32)),
+        verified_at=datetime.now(UTC),
+    ).id
 
 
 def main() -> None:
@@ -107,74 +112,17 @@ def main() -> None:
     database_url = args.database_url or f"sqlite:///{workdir / 'idp.sqlite3'}"
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
-    env = {
-        "IDP_ISSUER": issuer,
-        "IDP_SECRET_KEY": secrets.token_urlsafe(40),
-        "IDP_PAIRWISE_SECRET": secrets.token_urlsafe(40),
-        "IDP_DATABASE_URL": database_url,
-        "IDP_REDIS_URL": args.redis_url,
-        "IDP_REDIS_PREFIX": f"bench:{secrets.token_hex(4)}:",
-    }
-    config = {key.removeprefix("IDP_"): value for key, value in env.items()}
-    app = create_app(config)
-
-    rp_key = ECKey.generate_key("P-256", parameters={"kid": "bench"}, private=True)
-    with app.app_context():
-        Base.metadata.drop_all(db.engine)
-        with db.engine.begin() as connection:
-            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-        upgrade(directory=str(MIGRATIONS_DIR))
-        client = new_client(
-            name="ベンチマーク",
-            redirect_uris=[REDIRECT_URI],
-            auth_method="private_key_jwt",
-            jwks=dict(KeySet([rp_key]).as_dict(private=False)),
-            client_id="bench",
-        ).client
-        add_client(client)
-        now_facts = CertificateFacts(
-            sha256_hex=secrets.token_hex(32),
-            issuer="C=JP, O=JPKI-TEST",
-            serial_hex="01",
-            not_after=datetime(2035, 1, 1, tzinfo=UTC),
-            policy_oid="1.2.392.200149.8.5.1.1.20",
-        )
-        resident_id = enroll_resident(
-            basic4=Basic4Record(
-                name="山田\u3000太郎",
-                address="石川県加賀市大聖寺南町ニ４１番地",
-                birthdate=date(1985, 4, 1),
-                gender="male",
-                sex_code="1",
-            ),
-            auth_certificate=now_facts,
-            sign_certificate=replace(now_facts, sha256_hex=secrets.token_hex(32)),
-            verified_at=datetime.now(UTC),
-        ).id
-
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("gunicorn")),
-            "--workers",
-            str(args.workers),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "idp.app:create_app()",
-        ],
-        env={**os.environ, **env},  # noqa: TID251 - settings for the server started here
+    env = provider_env(issuer, database_url=database_url, redis_url=args.redis_url)
+    client = BenchClient(audience=f"{issuer}/token")
+    seeded: list[str] = []
+    app = prepare_database(
+        env, client_jwks=client.jwks(), seed=lambda app: seeded.append(seed_resident(app))
     )
+    resident_id = seeded[0]
+
+    server = Gunicorn(env, port=port, workers=args.workers, log=workdir / "gunicorn.log")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{issuer}/jwks.json", timeout=2).raise_for_status()
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        server.wait_ready()
 
         results = []
         for level in levels:
@@ -231,29 +179,7 @@ def main() -> None:
                             acr=ACR_CARD_PIN,
                         ).headers["Location"]
                     code = parse_qs(urlsplit(location).query)["code"][0]
-                    now = int(time.time())
-                    assertion = jwt.encode(
-                        {"alg": "ES256", "kid": "bench"},
-                        {
-                            "iss": "bench",
-                            "sub": "bench",
-                            "aud": f"{issuer}/token",
-                            "iat": now,
-                            "exp": now + 240,
-                            "jti": secrets.token_urlsafe(16),
-                        },
-                        rp_key,
-                    )
-                    forms.append(
-                        {
-                            "grant_type": "authorization_code",
-                            "code": code,
-                            "redirect_uri": REDIRECT_URI,
-                            "code_verifier": verifier,
-                            "client_assertion_type": ASSERTION_TYPE,
-                            "client_assertion": assertion,
-                        }
-                    )
+                    forms.append(client.token_form(code, verifier))
             tokens: list[str] = []
 
             def redeem(form: dict[str, str], tokens: list[str] = tokens) -> Callable[[], int]:
@@ -286,8 +212,7 @@ def main() -> None:
         for name, level, rate, p50, p99 in results:
             print(f"{name:<10} {level:>4} {rate:>8.1f} {p50:>8.2f} {p99:>8.2f}")
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        server.stop()
         close_connections(app)
 
 
