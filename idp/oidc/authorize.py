@@ -44,9 +44,23 @@ from idp.oidc.clients import OAuthClient
 from idp.oidc.grants import AuthenticatedResident
 from idp.oidc.pushed import resolve_authorization_request
 from idp.oidc.server import get_server
+from idp.oidc.sessions import (
+    SessionInfo,
+    acr_satisfies,
+    client_sid,
+    current_session,
+    end_session,
+    hint_audience,
+    open_session,
+    record_client,
+    session_amr,
+    set_session_cookie,
+    verify_id_token_hint,
+)
 from idp.oidc.sign_transactions import SignTransactionStore
 from idp.oidc.subject import pairwise_sub
 from idp.storage.audit import record_release
+from idp.storage.consents import get_consent
 from idp.storage.ephemeral import StoreUnavailableError
 
 __all__ = [
@@ -110,6 +124,8 @@ class AuthorizationContext:
     #: The signature transaction (scope ``sign``, :mod:`idp.oidc.sign_transactions`) this
     #: request names; checked once, at ``/authorize`` (not part of :meth:`to_params`).
     sign_transaction_id: str | None = None
+    #: The request's ``id_token_hint`` (checked against the provider session, not replayed).
+    id_token_hint: str | None = None
 
     @property
     def requested_items(self) -> tuple[str, ...]:
@@ -154,6 +170,7 @@ class AuthorizationContext:
                 claims=claims,
                 dpop_jkt=_optional_text(data, "dpop_jkt"),
                 sign_transaction_id=_optional_text(data, "sign_transaction_id"),
+                id_token_hint=_optional_text(data, "id_token_hint"),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed authorization context: {exc}") from exc
@@ -191,14 +208,39 @@ def register_login_starter(app: Flask, starter: LoginStarter) -> None:
 
 
 def begin_authorization() -> Response:
-    """The ``/authorize`` view: validate, build the context, start the login."""
+    """The ``/authorize`` view: validate, build the context, answer from the provider session
+    when it satisfies the request (:func:`_session_decision`), else start the card login."""
     settings = get_settings()
     server = get_server()
     try:
-        grant = server.get_consent_grant(resolve_authorization_request(server), end_user=None)
+        # The provider decides prompt=none itself (below), from its session: Authlib's own
+        # check would refuse every prompt=none without an end user.
+        grant = server.get_consent_grant(
+            resolve_authorization_request(server), end_user=_DECIDED_BY_PROVIDER
+        )
         ctx = _context_from_grant(grant)
     except OAuth2Error as error:
         return errors.authorization_error_response(error, issuer=settings.issuer)
+    try:
+        session = current_session()
+        problem = _session_decision(ctx, session)
+    except StoreUnavailableError:
+        log.error("store unavailable while reading the provider session")
+        return deny_authorization(ctx, "temporarily_unavailable")
+    if problem is None:
+        assert session is not None
+        return finish_authorization(
+            ctx,
+            resident_id=session.resident_id,
+            granted_scopes=ctx.scopes,
+            auth_time=session.auth_time,
+            amr=session_amr(session.sid),
+            acr=session.acr,
+            session=session,
+        )
+    if "none" in ctx.prompt:
+        code, description = problem
+        return deny_authorization(ctx, code, description)
     starter = current_app.extensions.get(_STARTER)
     if starter is None:
         log.error("no login starter registered; /authorize cannot continue")
@@ -210,6 +252,54 @@ def begin_authorization() -> Response:
     return response
 
 
+#: What ``/authorize`` tells Authlib about the end user (truthy: the provider decides).
+_DECIDED_BY_PROVIDER = object()
+
+
+def _session_decision(
+    ctx: AuthorizationContext, session: SessionInfo | None
+) -> tuple[str, str] | None:
+    """None when ``session`` answers the request without any interaction; otherwise the error
+    a ``prompt=none`` request ends with (any other request goes to the card login)."""
+    if session is None:
+        return "login_required", "There is no provider session."
+    if "login" in ctx.prompt or "select_account" in ctx.prompt:
+        return "login_required", "prompt asks for a new login."
+    if ctx.max_age is not None and (
+        ctx.max_age == 0 or time.time() - session.auth_time > ctx.max_age
+    ):
+        return "login_required", "The authentication is older than max_age."
+    if not acr_satisfies(session.acr, ctx.acr_values):
+        return "login_required", "The session's authentication is weaker than acr_values."
+    server = get_server()
+    sub = _sub_for(server, ctx.client_id, session.resident_id)
+    if ctx.id_token_hint is not None:
+        claims = verify_id_token_hint(ctx.id_token_hint)
+        if claims is None or hint_audience(claims) != ctx.client_id:
+            return "login_required", "The id_token_hint is not an ID token issued to this client."
+        if claims["sub"] != sub:
+            return "login_required", "The id_token_hint names another resident."
+    wanted_sub = requested_sub(ctx.claims)
+    if wanted_sub is not None and wanted_sub != sub:
+        return "login_required", "The session belongs to another resident than the requested sub."
+    if SIGN in ctx.scopes:
+        return "login_required", "A signature needs the card."
+    if _consent_needed(session.resident_id, ctx):
+        return "consent_required", "The resident has not consented to every requested item."
+    return None
+
+
+def _consent_needed(resident_id: str, ctx: AuthorizationContext) -> bool:
+    """Whether the consent page must be shown (``prompt=consent``, or an item not consented)."""
+    if "consent" in ctx.prompt:
+        return True
+    items = ctx.requested_items
+    if not items:
+        return False
+    consent = get_consent(resident_id, ctx.client_id)
+    return consent is None or not set(items) <= set(consent.scopes)
+
+
 def finish_authorization(
     ctx: AuthorizationContext,
     *,
@@ -218,12 +308,19 @@ def finish_authorization(
     auth_time: int,
     amr: Sequence[str],
     acr: str,
+    session: SessionInfo | None = None,
 ) -> Response:
     """Issue the code for a logged-in, consenting resident and redirect back to the client.
 
     ``granted_scopes`` must be a subset of ``ctx.scopes`` (``openid`` is always included).
     An ``auth_time`` older than the request's ``max_age`` ends in ``login_required``.
     Records a release row (who, which client, which items, when) with every code it issues.
+
+    Without ``session`` (a card login just happened) it opens a provider session and sets its
+    cookie on the redirect: the browser's current session is refreshed in place when it is the
+    same resident's, ended (with back-channel logout) when it is another resident's. With
+    ``session`` (answered from the session) the code joins that session. Either way the
+    client is recorded in the session and the ID token carries its ``sid``.
     """
     granted = _granted(ctx, granted_scopes)
     settings = get_settings()
@@ -238,6 +335,13 @@ def finish_authorization(
             ctx, "login_required", "The card belongs to another resident than the requested sub."
         )
     request = _replay_request(ctx, settings.endpoint("/authorize"))
+    cookie_secret: str | None = None
+    try:
+        if session is None:
+            session, cookie_secret = _open_session(resident_id, int(auth_time), acr, amr)
+    except StoreUnavailableError:
+        log.error("store unavailable while opening the provider session")
+        return deny_authorization(ctx, "temporarily_unavailable")
     user = AuthenticatedResident(
         resident_id=resident_id,
         granted_scopes=granted,
@@ -245,6 +349,7 @@ def finish_authorization(
         amr=tuple(amr),
         acr=acr,
         request_id=ctx.request_id,
+        sid=client_sid(session.sid, ctx.client_id),
     )
     try:
         grant = server.get_authorization_grant(request)
@@ -258,6 +363,7 @@ def finish_authorization(
             items=[s for s in granted if s != "openid"],
             request_id=ctx.request_id,
         )
+        record_client(session, ctx.client_id)
     except OAuth2Error as error:
         error.state = ctx.state
         return errors.authorization_error_response(error, issuer=settings.issuer)
@@ -268,7 +374,22 @@ def finish_authorization(
     server.issuer.add_issuer_parameter(server, response)
     response.headers["Cache-Control"] = "no-store"
     assert isinstance(response, Response)
+    if cookie_secret is not None:
+        set_session_cookie(response, cookie_secret)
     return response
+
+
+def _open_session(
+    resident_id: str, auth_time: int, acr: str, amr: Sequence[str]
+) -> tuple[SessionInfo, str | None]:
+    """The session of a card login that just happened (see :func:`finish_authorization`)."""
+    previous = current_session()
+    if previous is not None and previous.resident_id != resident_id:
+        end_session(previous.sid)
+        previous = None
+    return open_session(
+        resident_id=resident_id, auth_time=auth_time, acr=acr, amr=amr, replace=previous
+    )
 
 
 def deny_authorization(
@@ -330,6 +451,7 @@ def _context_from_grant(grant: Any) -> AuthorizationContext:
         ui_locales=tuple(str(data.get("ui_locales") or "").split()),
         dpop_jkt=data.get("dpop_jkt") or None,
         sign_transaction_id=_sign_transaction(client, scopes, data, grant.redirect_uri),
+        id_token_hint=str(data.get("id_token_hint") or "") or None,
     )
 
 
