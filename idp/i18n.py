@@ -29,23 +29,33 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterable
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Final
 
+from babel.dates import format_date, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, Response, g, has_request_context, request
 from flask_babel import Babel, get_locale, refresh
 
+from idp.card.eras import ERAS
+
 __all__ = [
     "COOKIE",
     "DEFAULT_LOCALE",
+    "LANGUAGE_NAMES",
     "LOCALES",
     "compile_catalogs",
     "current_locale",
+    "explicit_choice",
+    "format_birthdate",
+    "format_day",
+    "format_moment",
     "init_app",
     "negotiate",
     "use_locale",
+    "wareki",
 ]
 
 log = logging.getLogger(__name__)
@@ -56,6 +66,8 @@ LOCALES: Final = ("ja", "en")
 COOKIE: Final = "myna_lang"
 _COOKIE_MAX_AGE: Final = 365 * 24 * 3600
 _G_KEY: Final = "myna_locale"
+#: Each language's own name, for the switch link (not translated: an autonym).
+LANGUAGE_NAMES: Final = {"ja": "日本語", "en": "English"}
 
 #: The package's own catalogs.
 CATALOGS: Final = Path(__file__).resolve().parent / "translations"
@@ -185,4 +197,45 @@ def init_app(app: Flask, catalogs: Path = CATALOGS) -> Babel:
         locale_selector=select_locale,
     )
     app.after_request(_remember_choice)
+    app.jinja_env.globals["language_names"] = LANGUAGE_NAMES
     return babel
+
+
+# -- dates --------------------------------------------------------------------------------------
+
+#: Japan Standard Time (no daylight saving time): times are shown as residents live them.
+JST: Final = timezone(timedelta(hours=9), "JST")
+
+
+def format_day(day: date, locale: str) -> str:
+    """``2026年11月29日`` in Japanese, ``29 November 2026`` in English."""
+    if locale == "ja":
+        return f"{day.year}年{day.month}月{day.day}日"
+    return str(format_date(day, "d MMMM y", locale="en"))
+
+
+def wareki(day: date) -> str:
+    """The Japanese-era date: ``昭和60年4月1日``, ``令和元年5月1日`` (``idp.card.eras``);
+    the Gregorian one before 明治."""
+    for _code, name, first, last in ERAS:
+        if first <= day <= last:
+            year = day.year - first.year + 1
+            return f"{name}{'元' if year == 1 else year}年{day.month}月{day.day}日"
+    return format_day(day, "ja")
+
+
+def format_birthdate(day: date, locale: str) -> str:
+    """Japanese: the era first, then the Gregorian date, ``昭和60年4月1日（1985年4月1日）``;
+    English: ``1 April 1985``."""
+    if locale == "ja":
+        return f"{wareki(day)}（{format_day(day, 'ja')}）"
+    return format_day(day, locale)
+
+
+def format_moment(moment: datetime, locale: str) -> str:
+    """A point in time in Japan time: ``2026年11月29日 21:45``, ``29 November 2026, 21:45 JST``."""
+    local = moment.astimezone(JST) if moment.tzinfo else moment.replace(tzinfo=JST)
+    clock = str(format_time(local, "HH:mm", locale=locale))
+    if locale == "ja":
+        return f"{format_day(local.date(), 'ja')} {clock}"
+    return f"{format_day(local.date(), 'en')}, {clock} JST"

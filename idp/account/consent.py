@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from idp.account.texts import text
 from idp.extensions import get_settings
+from idp.i18n import format_birthdate
 from idp.oidc.claims import claim_value, japan_today, resident_of
 from idp.storage.consents import get_consent, put_consent
 from idp.storage.residents import Resident
@@ -87,10 +88,7 @@ def _value(resident: Resident, scope: str, locale: str) -> str:
     if scope == "address":
         return resident.address
     if scope == "birthdate":
-        born = resident.birthdate
-        if locale == "ja":
-            return f"{born.year}年{born.month}月{born.day}日"
-        return born.strftime("%-d %B %Y")
+        return format_birthdate(resident.birthdate, locale)
     if scope == "gender":
         return (
             text(locale, f"gender_{resident.gender}")

@@ -43,7 +43,9 @@ from flask import (
 from markupsafe import Markup
 
 from idp.account.consent import consent_items, consent_required, remember_consent
-from idp.account.texts import TEXTS, pick_locale, text
+from idp.account.human_errors import problem_for, problem_response
+from idp.account.portal_locks import lock_resident
+from idp.account.texts import MESSAGES, text
 from idp.extensions import get_settings, get_store
 from idp.handoff.device_api import handoff_url, transactions
 from idp.handoff.events import EventHub, event_stream
@@ -60,6 +62,7 @@ from idp.handoff.transaction import (
     cookie_name,
     new_browser_key,
 )
+from idp.i18n import explicit_choice, format_moment, negotiate, use_locale
 from idp.oidc.authorize import AuthorizationContext, deny_authorization, finish_authorization
 from idp.oidc.claims import ACR_CARD_PIN, AMR_CARD_PIN
 from idp.oidc.sign_transactions import SignTransactionStore
@@ -106,7 +109,7 @@ def _browser_key() -> str | None:
 def start_login(ctx: AuthorizationContext) -> Response:
     """Create the login transaction for ``ctx``, bind it to this browser, show the login page."""
     settings = get_settings()
-    locale = pick_locale(request.args.get("lang"), ctx.ui_locales)
+    locale = negotiate(ctx.ui_locales)
     try:
         check_login_creation(
             get_store(), settings, client_id=ctx.client_id, remote_addr=request.remote_addr
@@ -118,7 +121,7 @@ def start_login(ctx: AuthorizationContext) -> Response:
         ctx,
         origin=settings.origin,
         browser=BrowserBinding(key),
-        locale=pick_locale(None, ctx.ui_locales),
+        locale=locale,
     )
     response = redirect(url_for("handoff.login_page", transaction_id=transaction.id), 303)
     _set_cookie(response, key)
@@ -196,7 +199,7 @@ def _describe(locale: str) -> Callable[[str, str | None], str]:
         if state == TxState.FAILED.value:
             return text(locale, _failure_key(reason) or "status_failed")
         key = f"status_{state}"
-        return text(locale, key if key in TEXTS[locale] else "status_created")
+        return text(locale, key if key in MESSAGES else "status_created")
 
     return describe
 
@@ -210,12 +213,10 @@ class _PageError(Exception):
 
 
 def _locale(transaction: LoginTransaction | None = None) -> str:
-    choice = request.args.get("lang")
+    choice = explicit_choice()
     if transaction is None:
-        return pick_locale(choice)
-    if choice:
-        return pick_locale(choice, transaction.ctx.ui_locales)
-    return transaction.locale
+        return choice or negotiate()
+    return choice or transaction.locale
 
 
 def _owned(transaction_id: str) -> tuple[LoginTransaction, BrowserBinding]:
@@ -229,13 +230,6 @@ def _owned(transaction_id: str) -> tuple[LoginTransaction, BrowserBinding]:
     return transaction, binding
 
 
-def _translator(locale: str) -> Callable[..., str]:
-    def translate(key: str, **values: Any) -> str:
-        return text(locale, key, **{k: str(v) for k, v in values.items()})
-
-    return translate
-
-
 def _page(template: str, locale: str, status: int = 200, **context: Any) -> Response:
     other = "en" if locale == "ja" else "ja"
     transaction = context.get("transaction")
@@ -247,9 +241,8 @@ def _page(template: str, locale: str, status: int = 200, **context: Any) -> Resp
         lang_url = url_for("handoff.login_page", transaction_id=transaction.id, lang=other)
     else:
         lang_url = f"?lang={other}"
-    body = render_template(
-        template, lang=locale, other_lang=other, lang_url=lang_url, t=_translator(locale), **context
-    )
+    use_locale(locale)
+    body = render_template(template, lang=locale, other_lang=other, lang_url=lang_url, **context)
     return Response(body, status=status, mimetype="text/html")
 
 
@@ -268,12 +261,16 @@ def _message_page(
         and transaction.retries < MAX_RETRIES
     )
     failure = transaction.failure if transaction is not None else None
+    problem = problem_for(failure or key)  # the human error page (idp.account.human_errors)
     return _page(
-        "handoff/message.html",
+        "account/problem.html" if problem else "handoff/message.html",
         locale,
         status,
+        problem=problem,
         message_key=key,
+        message=text(locale, key),
         failure_key=_failure_key(failure),
+        failure_message=text(locale, _failure_key(failure) or "failure_default"),
         failure_code=failure,
         transaction=transaction,
         csrf=binding.csrf_token(transaction, get_settings().secret_key)
@@ -359,7 +356,7 @@ def login_page(transaction_id: str) -> Response:
         demo_command=f"idp card login --virtual yamada {handoff_url(transaction)}"
         if get_settings().extra.get("DEMO_VIRTUAL_CARD")
         else None,
-        status_key=_status_key(state),
+        status_message=_describe(locale)(state.value, transaction.failure),
         status_url=url_for("handoff.status", transaction_id=transaction.id),
         continue_url=url_for("handoff.continue_login", transaction_id=transaction.id, lang=locale),
         csrf=binding.csrf_token(transaction, get_settings().secret_key),
@@ -483,10 +480,10 @@ def continue_login(transaction_id: str) -> Response:
 def _consent_page(transaction: LoginTransaction, binding: BrowserBinding, locale: str) -> Response:
     resident = get_resident(transaction.resident_id or "")
     if resident is None:
-        return _message_page(transaction, binding, "status_failed", locale, status=409)
+        return problem_response("account_deleted", locale=locale)
     ctx = transaction.ctx
     client = ctx.client_name_en if locale == "en" and ctx.client_name_en else ctx.client_name
-    verified = resident.verified_at.astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    verified = format_moment(resident.verified_at, locale)
     return _page(
         "account/consent.html",
         locale,
@@ -510,6 +507,9 @@ def _complete(transaction: LoginTransaction, binding: BrowserBinding, locale: st
         return _message_page(transaction, binding, "status_finished", locale, status=409)
     ctx = transaction.ctx
     assert transaction.resident_id is not None and transaction.auth_time is not None
+    if lock_resident(transaction.resident_id) is None:  # deleted meanwhile: delete wins
+        _settle(transaction, TxState.CANCELLED)
+        return problem_response("account_deleted", locale=locale)
     if ctx.sign_transaction_id is not None:
         # The staged signature becomes fetchable once the resident consented.
         SignTransactionStore(get_store()).release(ctx.sign_transaction_id)
@@ -546,6 +546,8 @@ def consent(transaction_id: str) -> Response:
     ctx = transaction.ctx
     if decision == "approve":
         assert transaction.resident_id is not None
+        if lock_resident(transaction.resident_id) is None:  # deleted meanwhile: delete wins
+            return _complete(transaction, binding, locale)
         remember_consent(transaction.resident_id, ctx.client_id, ctx.requested_items)
         return _complete(transaction, binding, locale)
     if decision == "deny":

@@ -20,7 +20,6 @@ from login_support import (
 )
 from provider_support import ISSUER, RelyingParty, callback_params
 
-from idp.account.texts import LOCALES, TEXTS
 from idp.extensions import get_settings, get_store
 from idp.handoff.device_client import FixedPrompts
 from idp.handoff.transaction import TransactionStore
@@ -393,11 +392,6 @@ def test_minor_without_signature_certificate_cannot_enroll(
     assert "secret:sign:5" not in prompts.asked  # the password was never asked for
     html = browser.http.get(f"/login/{started.transaction_id}").get_data(as_text=True)
     assert "署名用電子証明書がないため" in html
-
-
-def test_every_text_exists_in_every_locale() -> None:
-    keys = {locale: set(TEXTS[locale]) for locale in LOCALES}
-    assert keys["ja"] == keys["en"]
 
 
 def test_status_json_is_small_and_uncached(rp: RelyingParty, app: Flask) -> None:
