@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from idp.storage.base import db
-from idp.storage.residents import Resident
+from idp.storage.residents import Resident, is_erased
 
 __all__ = ["lock_resident"]
 
@@ -20,6 +20,7 @@ __all__ = ["lock_resident"]
 def lock_resident(resident_id: str) -> Resident | None:
     """Lock the resident's row until the session's next commit or rollback (``SELECT ... FOR
     UPDATE`` on PostgreSQL; SQLite serialises writers itself) and return it, or None if the
-    resident is gone."""
+    resident is gone or deleted their account."""
     query = select(Resident).where(Resident.id == resident_id).with_for_update()
-    return db.session.scalars(query.execution_options(populate_existing=True)).first()
+    resident = db.session.scalars(query.execution_options(populate_existing=True)).first()
+    return None if resident is None or is_erased(resident) else resident
