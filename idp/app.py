@@ -2,7 +2,9 @@
 
 Settings come from defaults, then ``IDP_*`` environment variables, then ``test_config``
 (:mod:`idp.config`); the app refuses to start on anything missing or unsafe. Creating the app
-connects to nothing: the database and Redis are used on first request.
+reads one thing: outside tests, the stored signing keys must open with the configured
+key-encryption key (:func:`idp.oidc.keys.prepare_signing_keys`; skipped if the database is not
+reachable yet). Otherwise the database and Redis are used on first request.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp import handoff, i18n, ops
+from idp.account import portal
 from idp.config import load_settings
 from idp.extensions import init_extensions
 from idp.oidc import routes as oidc_routes
+from idp.oidc.keys import prepare_signing_keys
 
 __all__ = ["create_app"]
 
@@ -36,5 +40,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     oidc_routes.init_app(app)
     handoff.init_app(app)
+    portal.init_app(app)
     ops.init_app(app)
+    if not settings.testing:
+        prepare_signing_keys(app, settings)
     return app

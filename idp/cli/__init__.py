@@ -1,4 +1,5 @@
-"""The ``idp`` command: ``idp card ...`` (card tools) and the server commands.
+"""The ``idp`` command: ``idp card ...`` (card tools), the server commands, ``idp keys`` and
+``idp audit``.
 
 Each command group lives in its own module and is attached here; importing this package has no
 side effects beyond building the click groups.
@@ -10,6 +11,7 @@ import click
 
 from idp.cli.card import card
 from idp.cli.demo import demo
+from idp.cli.keys import audit, keys
 from idp.cli.server import register_server_commands
 
 
@@ -21,4 +23,6 @@ def main() -> None:
 
 main.add_command(card)
 main.add_command(demo)
+main.add_command(keys)
+main.add_command(audit)
 register_server_commands(main)

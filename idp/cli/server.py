@@ -1,4 +1,4 @@
-"""Server commands: ``idp serve``, ``idp db upgrade``, ``idp clients ...``, ``idp keys ...``.
+"""Server commands: ``idp serve``, ``idp db upgrade``, ``idp clients ...`` (keys: idp.cli.keys).
 
 Each command builds the app with :func:`idp.app.create_app` (so settings come from the
 ``IDP_*`` environment) and works inside its app context.
@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 from flask import Flask
 
-__all__ = ["register_server_commands"]
+__all__ = ["app_context", "register_server_commands"]
 
 
 def _app() -> Flask:
@@ -31,7 +30,7 @@ def _app() -> Flask:
 
 
 @contextmanager
-def _app_context() -> Iterator[Flask]:
+def app_context() -> Iterator[Flask]:
     """The app, inside its app context; connections closed afterwards."""
     from idp.extensions import close_connections
 
@@ -66,7 +65,7 @@ def db_upgrade(revision: str) -> None:
 
     from idp.extensions import MIGRATIONS_DIR
 
-    with _app_context():
+    with app_context():
         upgrade(directory=str(MIGRATIONS_DIR), revision=revision)
     click.echo(f"database at {revision}")
 
@@ -115,7 +114,7 @@ def clients_add(
             jwks = json.loads(jwks_file.read_text())
         except ValueError as exc:
             raise click.ClickException(f"{jwks_file}: not JSON") from exc
-    with _app_context():
+    with app_context():
         try:
             created = new_client(
                 name=name,
@@ -145,7 +144,7 @@ def clients_list() -> None:
     """List relying parties."""
     from idp.storage.clients import list_clients
 
-    with _app_context():
+    with app_context():
         for client in list_clients():
             uris = " ".join(client.redirect_uris)
             click.echo(
@@ -160,72 +159,10 @@ def clients_remove(client_id: str) -> None:
     """Remove a relying party (its release history is kept)."""
     from idp.storage.clients import remove_client
 
-    with _app_context():
+    with app_context():
         if not remove_client(client_id):
             raise click.ClickException(f"no client {client_id}")
         click.echo(f"removed {client_id}")
-
-
-@click.group()
-def keys() -> None:
-    """ID-token signing keys."""
-
-
-@keys.command("list")
-def keys_list() -> None:
-    """List signing keys with their activation and retirement times."""
-    from idp.storage.base import utcnow
-    from idp.storage.keys import list_signing_keys
-
-    with _app_context():
-        now = utcnow()
-        for key in list_signing_keys():
-            state = (
-                "signing"
-                if key.is_active(now)
-                else ("published" if key.is_published(now) else "retired")
-            )
-            retires = key.retires_at.isoformat() if key.retires_at else "-"
-            click.echo(
-                f"{key.kid}\t{key.alg}\t{state}\t"
-                f"activates {key.activates_at.isoformat()}\tretires {retires}"
-            )
-
-
-@keys.command("rotate")
-@click.option("--alg", type=click.Choice(["ES256", "RS256", "PS256"]), default="ES256")
-@click.option(
-    "--activate-in",
-    default=None,
-    type=int,
-    help="Seconds until the new key signs (default: the JWKS cache lifetime).",
-)
-@click.option(
-    "--retire-after",
-    default=86400,
-    show_default=True,
-    type=int,
-    help="Seconds after activation until the old keys leave the JWKS.",
-)
-def keys_rotate(alg: str, activate_in: int | None, retire_after: int) -> None:
-    """Create a new signing key for ``alg`` and schedule the old ones to retire."""
-    from idp.extensions import get_settings
-    from idp.oidc.keys import rotate_signing_key
-
-    with _app_context():
-        settings = get_settings()
-        delay = settings.jwks_max_age if activate_in is None else activate_in
-        if retire_after < settings.id_token_ttl:
-            raise click.ClickException(
-                f"--retire-after must be at least the ID token lifetime ({settings.id_token_ttl} s)"
-            )
-        key = rotate_signing_key(
-            alg,
-            settings,
-            activate_in=timedelta(seconds=max(delay, 0)),
-            retire_after=timedelta(seconds=retire_after),
-        )
-        click.echo(f"new {alg} key {key.kid} signs from {key.activates_at.isoformat()}")
 
 
 def register_server_commands(group: click.Group) -> None:
@@ -233,4 +170,3 @@ def register_server_commands(group: click.Group) -> None:
     group.add_command(serve)
     group.add_command(db)
     group.add_command(clients)
-    group.add_command(keys)

@@ -1,47 +1,93 @@
-"""ID-token signing keys: generation, encryption at rest, rotation, JWKS.
+"""ID-token signing keys: generation, encryption at rest, rotation with overlap, JWKS.
 
 Keys live in the database (:class:`~idp.storage.keys.SigningKey`), one algorithm per key
-(ES256 on P-256, RS256 and PS256 on RSA-3072), ``kid`` = the RFC 7638 thumbprint. With
-``IDP_KEY_ENCRYPTION_KEY`` set, private keys are stored as encrypted PKCS#8.
+(ES256 on P-256, RS256 and PS256 on RSA-3072), ``kid`` = the RFC 7638 thumbprint.
 
-Rotation (``idp keys rotate``): the new key is published at once and starts signing at
-``activates_at`` (default: one JWKS cache lifetime later, so relying parties have fetched it);
-the previous keys of that algorithm stop being published at ``retires_at`` (after the new key
-activates plus the longest ID-token life). At any moment exactly one key per algorithm signs:
-the active key with the latest ``activates_at`` -- never a random pick among several.
-If no key exists for an algorithm when one is needed, one is created and activated at once.
+Rotation (docs/keys.md). Each algorithm in use has one ``active`` key (signs) and one ``next``
+key (published in the JWKS, not signing). A rotation promotes the next key to active, once it
+has been published for ``IDP_KEY_PREPUBLISH_SECONDS`` (longer than ``IDP_JWKS_MAX_AGE`` plus
+``IDP_KEY_CACHE_SECONDS``: every relying party that honours the cache headers has it before it
+signs); the previous active key becomes ``retiring``: still published, verify only, until every
+token it signed has expired (:func:`retire_delay`); then ``retired`` (unpublished, private part
+wiped). A new next key is created with every rotation. Rotations are due every
+``IDP_KEY_ROTATION_DAYS``: ``idp keys rotate --if-due`` (timer) and :class:`KeyRing` (lazily,
+when it loads keys) both rotate a due key, under a lock shared by every instance
+(:func:`~idp.storage.keys.key_maintenance`), so that a due rotation happens exactly once.
+
+Encryption at rest. With ``IDP_KEY_ENCRYPTION_KEY`` (or ``..._FILE``) set, the PKCS#8 DER of each
+private key is sealed with AES-256-GCM under a key derived from it by HKDF-SHA256, with the
+``kid`` as associated data: a row copied onto another ``kid`` or edited does not decrypt. The
+stored text is ``aes256gcm.v1.<KEK fingerprint>.<base64url(nonce || ciphertext)>``; the
+fingerprint (8 hex digits of a hash of the derived key) lets a wrong key-encryption key be named
+as such. AES-GCM rather than PEM ``BestAvailableEncryption``: the latter is password-based
+(PBKDF2 on every load, for a key that is already random), and binds nothing to the row.
+:func:`prepare_signing_keys` runs when the app starts: it wraps plaintext keys under a newly
+configured key-encryption key and refuses to start (:class:`KeyEncryptionError`, a
+:class:`~idp.config.ConfigError`) when a stored key cannot be opened.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import logging
+import os
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final, Literal
 
-from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flask import Flask
 from joserfc.jwk import ECKey, Key, RSAKey
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
-from idp.config import ID_TOKEN_ALGS, Settings
-from idp.storage.base import utcnow
-from idp.storage.keys import SigningKey, add_signing_key, list_signing_keys, retire_signing_keys
+from idp.config import ID_TOKEN_ALGS, ConfigError, Settings
+from idp.storage.base import db, utcnow
+from idp.storage.keys import KeyState, SigningKey, key_maintenance, list_signing_keys
 
 __all__ = [
     "ActiveKey",
+    "KeyEncryptionError",
     "KeyRing",
     "KeyStorageError",
-    "RotatedKey",
+    "RotationRefusedError",
+    "RotationResult",
+    "encrypt_stored_keys",
     "generate_signing_key",
+    "prepare_signing_keys",
+    "retire_delay",
+    "rotate_if_due",
     "rotate_signing_key",
 ]
 
-_RSA_BITS = 3072
+log = logging.getLogger(__name__)
+
+_RSA_BITS: Final = 3072
+_WRAP_PREFIX: Final = "aes256gcm.v1."
+_NONCE_BYTES: Final = 12
+#: Logout tokens (OpenID Connect Back-Channel Logout) are short-lived; if the provider's
+#: settings name a longer lifetime (``logout_token_ttl``), that one counts.
+_LOGOUT_TOKEN_TTL: Final = 120
 
 
 class KeyStorageError(Exception):
     """A stored private key cannot be read (wrong or missing key-encryption key)."""
+
+
+class KeyEncryptionError(ConfigError):
+    """At start: stored keys cannot be opened with the configured key-encryption key."""
+
+
+class RotationRefusedError(Exception):
+    """A rotation would let a key sign before relying parties can have it."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +97,22 @@ class ActiveKey:
     kid: str
     alg: str
     key: Key
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    """What a rotation (or a check whether one is due) did for one algorithm."""
+
+    alg: str
+    rotated: bool
+    active_kid: str
+    next_kid: str
+    retiring_kid: str | None = None
+    retires_at: datetime | None = None
+    retired: int = 0  # retiring keys whose time was up, now retired
+
+
+# -- key material ------------------------------------------------------------------------------
 
 
 def _private_key(alg: str) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
@@ -70,69 +132,316 @@ def _import(pem: bytes, alg: str, kid: str | None = None) -> Key:
     return RSAKey.import_key(pem, parameters)  # type: ignore[arg-type]
 
 
+def _wrapping_key(kek: bytes) -> bytes:
+    return HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=b"myna-idp signing keys",
+        info=b"aes-256-gcm key wrapping v1",
+    ).derive(kek)
+
+
+def kek_fingerprint(kek: bytes) -> str:
+    """8 hex digits naming a key-encryption key (of its derived key; reveals nothing useful)."""
+    return hashlib.sha256(b"fingerprint" + _wrapping_key(kek)).hexdigest()[:8]
+
+
+def _wrap(der: bytes, kid: str, kek: bytes) -> str:
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed = AESGCM(_wrapping_key(kek)).encrypt(nonce, der, kid.encode())
+    body = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode("ascii")
+    return f"{_WRAP_PREFIX}{kek_fingerprint(kek)}.{body}"
+
+
+def _unwrap(stored: str, kid: str, kek: bytes | None) -> bytes:
+    """The PKCS#8 DER of a wrapped key."""
+    fingerprint, _, body = stored.removeprefix(_WRAP_PREFIX).partition(".")
+    if kek is None:
+        raise KeyStorageError(
+            f"key {kid} is encrypted (key-encryption key {fingerprint}); "
+            "set IDP_KEY_ENCRYPTION_KEY or IDP_KEY_ENCRYPTION_KEY_FILE"
+        )
+    if fingerprint != kek_fingerprint(kek):
+        raise KeyStorageError(
+            f"key {kid} is encrypted under key-encryption key {fingerprint}, "
+            f"the configured one is {kek_fingerprint(kek)} (wrong IDP_KEY_ENCRYPTION_KEY)"
+        )
+    raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    try:
+        return AESGCM(_wrapping_key(kek)).decrypt(
+            raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], kid.encode()
+        )
+    except InvalidTag as exc:
+        raise KeyStorageError(f"key {kid}: stored ciphertext altered or moved") from exc
+
+
+def _private_der(stored: str, kid: str, kek: bytes | None) -> bytes:
+    """The PKCS#8 DER of a stored key, whatever form it is stored in."""
+    if stored.startswith(_WRAP_PREFIX):
+        return _unwrap(stored, kid, kek)
+    if not stored:
+        raise KeyStorageError(f"key {kid} is retired: its private part is gone")
+    password: bytes | None = None
+    if "ENCRYPTED PRIVATE KEY" in stored:  # written by versions before AES-GCM wrapping
+        if kek is None:
+            raise KeyStorageError(f"key {kid} is encrypted; set IDP_KEY_ENCRYPTION_KEY")
+        password = kek
+    try:
+        private = serialization.load_pem_private_key(stored.encode("ascii"), password=password)
+    except ValueError as exc:
+        raise KeyStorageError(f"key {kid}: wrong IDP_KEY_ENCRYPTION_KEY") from exc
+    return private.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _seal(der: bytes, kid: str, kek: bytes | None) -> str:
+    """How a private key is stored: wrapped under ``kek``, or PEM without one."""
+    if kek is not None:
+        return _wrap(der, kid, kek)
+    private = serialization.load_der_private_key(der, password=None)
+    return private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")
+
+
+def _open(row: SigningKey, kek: bytes | None) -> Key:
+    der = _private_der(row.private_key_pem, row.kid, kek)
+    private = serialization.load_der_private_key(der, password=None)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return _import(pem, row.alg, row.kid)
+
+
 def generate_signing_key(
-    alg: str, settings: Settings, *, activates_at: datetime | None = None
+    alg: str,
+    settings: Settings,
+    *,
+    state: KeyState = KeyState.NEXT,
+    now: datetime | None = None,
 ) -> SigningKey:
-    """A new key for ``alg`` (not yet stored)."""
+    """A new key for ``alg`` (not yet stored): ``next`` (may sign after the pre-publication
+    time) or ``active`` (signs from ``now``)."""
     if alg not in ID_TOKEN_ALGS:
         raise ValueError(f"unsupported signing algorithm {alg!r}")
+    now = now or utcnow()
     private = _private_key(alg)
-    plain_pem = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
+    der = private.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    jwk = _import(plain_pem, alg)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    jwk = _import(pem, alg)
     kid = jwk.thumbprint()
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(settings.key_encryption_key)
-        if settings.key_encryption_key
-        else serialization.NoEncryption()
-    )
-    stored_pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    )
     public = dict(jwk.as_dict(private=False))
     public.update({"kid": kid, "alg": alg, "use": "sig"})
-    now = utcnow()
+    activates_at = (
+        now
+        if state == KeyState.ACTIVE
+        else now + timedelta(seconds=settings.key_prepublish_seconds)
+    )
     return SigningKey(
         kid=kid,
         alg=alg,
-        private_key_pem=stored_pem.decode("ascii"),
+        state=state.value,
+        private_key_pem=_seal(der, kid, settings.key_encryption_key),
         public_jwk=public,
         created_at=now,
-        activates_at=activates_at or now,
+        activates_at=activates_at,
         retires_at=None,
     )
 
 
-@dataclass(frozen=True)
-class RotatedKey:
-    """The key a rotation created."""
+# -- rotation ----------------------------------------------------------------------------------
 
-    kid: str
-    alg: str
-    activates_at: datetime
-    retired: int  # how many older keys were scheduled to retire
+
+def retire_delay(settings: Settings) -> timedelta:
+    """How long a key stays published after it stopped signing: other instances may still
+    sign with it for ``IDP_KEY_CACHE_SECONDS``, the longest token it signs (ID token, logout
+    token) lives that long, and relying parties allow ``IDP_CLOCK_LEEWAY``."""
+    logout_ttl = int(getattr(settings, "logout_token_ttl", _LOGOUT_TOKEN_TTL))
+    longest = max(settings.id_token_ttl, logout_ttl, _LOGOUT_TOKEN_TTL)
+    return timedelta(seconds=settings.key_cache_seconds + longest + settings.clock_leeway)
+
+
+def _rotation_due(active: SigningKey, settings: Settings, now: datetime) -> bool:
+    days = settings.key_rotation_days
+    return days > 0 and now >= active.activates_at + timedelta(days=days)
+
+
+Mode = Literal["always", "if_due", "never"]
+
+
+def _maintain(
+    session: Session, alg: str, settings: Settings, mode: Mode, *, force: bool, now: datetime
+) -> RotationResult:
+    """One algorithm's keys brought into shape inside ``session`` (lock held)."""
+    rows = list_signing_keys(alg, session=session)
+    retired = 0
+    for row in rows:
+        if row.state == KeyState.RETIRING and row.retires_at is not None and row.retires_at <= now:
+            row.state, row.private_key_pem = KeyState.RETIRED.value, ""
+            retired += 1
+    active = next((row for row in rows if row.state == KeyState.ACTIVE), None)
+    upcoming = next((row for row in rows if row.state == KeyState.NEXT), None)
+    rotated = False
+    retiring: SigningKey | None = None
+    if active is None:
+        # Nothing signs yet (first start, or an operator removed the active key): the next key,
+        # if any, has been published for a while; otherwise a key no token was signed with.
+        rotated = True
+        if upcoming is not None:
+            active, upcoming = upcoming, None
+            active.state, active.activates_at = KeyState.ACTIVE.value, now
+        else:
+            active = generate_signing_key(alg, settings, state=KeyState.ACTIVE, now=now)
+            session.add(active)
+    elif mode == "always" or (mode == "if_due" and _rotation_due(active, settings, now)):
+        if upcoming is None:
+            upcoming = generate_signing_key(alg, settings, now=now)
+            session.add(upcoming)
+        ready_at = upcoming.created_at + timedelta(seconds=settings.key_prepublish_seconds)
+        if now < ready_at and not force:
+            if mode == "always":
+                raise RotationRefusedError(
+                    f"the next {alg} key {upcoming.kid} is published since "
+                    f"{upcoming.created_at.isoformat()}; it may sign from {ready_at.isoformat()} "
+                    "(IDP_KEY_PREPUBLISH_SECONDS). Use --force only after a key compromise."
+                )
+        else:
+            retiring = active
+            retiring.state = KeyState.RETIRING.value
+            retiring.retires_at = now + retire_delay(settings)
+            session.flush()  # one active key per algorithm: demote before promoting
+            active, upcoming = upcoming, None
+            active.state, active.activates_at = KeyState.ACTIVE.value, now
+            rotated = True
+    session.flush()
+    if upcoming is None:
+        upcoming = generate_signing_key(alg, settings, now=now)
+        session.add(upcoming)
+        session.flush()
+    return RotationResult(
+        alg=alg,
+        rotated=rotated,
+        active_kid=active.kid,
+        next_kid=upcoming.kid,
+        retiring_kid=retiring.kid if retiring is not None else None,
+        retires_at=retiring.retires_at if retiring is not None else None,
+        retired=retired,
+    )
+
+
+def _run(alg: str, settings: Settings, mode: Mode, *, force: bool, now: datetime | None) -> Any:
+    if alg not in ID_TOKEN_ALGS:
+        raise ValueError(f"unsupported signing algorithm {alg!r}")
+    for attempt in range(3):
+        try:
+            with key_maintenance() as session:
+                return _maintain(session, alg, settings, mode, force=force, now=now or utcnow())
+        except IntegrityError:
+            # SQLite only (PostgreSQL waits on the lock): another process changed the keys at
+            # the same moment; its result stands, ours is rolled back. Look again.
+            if attempt == 2:
+                raise
+            mode, force = ("never", False)
+    raise AssertionError("unreachable")
 
 
 def rotate_signing_key(
-    alg: str,
-    settings: Settings,
-    *,
-    activate_in: timedelta,
-    retire_after: timedelta,
-) -> RotatedKey:
-    """Store a new key for ``alg`` and schedule the previous ones to retire."""
-    key = generate_signing_key(alg, settings, activates_at=utcnow() + activate_in)
-    kid, activates_at = key.kid, key.activates_at
-    add_signing_key(key)
-    retired = retire_signing_keys(alg, retires_at=activates_at + retire_after, keep_kid=kid)
-    return RotatedKey(kid=kid, alg=alg, activates_at=activates_at, retired=retired)
+    alg: str, settings: Settings, *, force: bool = False, now: datetime | None = None
+) -> RotationResult:
+    """Promote ``alg``'s next key to active (refused, :class:`RotationRefusedError`, while it
+    has been published for less than the pre-publication time, unless ``force``), retire the
+    active one after :func:`retire_delay`, and publish a new next key."""
+    result = _run(alg, settings, "always", force=force, now=now)
+    assert isinstance(result, RotationResult)
+    return result
+
+
+def rotate_if_due(alg: str, settings: Settings, *, now: datetime | None = None) -> RotationResult:
+    """Rotate ``alg`` if its active key is older than ``IDP_KEY_ROTATION_DAYS`` (and the next
+    key is ready); create missing keys; retire keys whose time is up. Safe to run anywhere,
+    any number of times at once."""
+    result = _run(alg, settings, "if_due", force=False, now=now)
+    assert isinstance(result, RotationResult)
+    return result
+
+
+def algorithms_in_use(settings: Settings) -> list[str]:
+    """The default algorithm and every algorithm that has keys."""
+    algs = {settings.default_id_token_alg, *(row.alg for row in list_signing_keys())}
+    return [alg for alg in ID_TOKEN_ALGS if alg in algs]
+
+
+# -- encryption at rest ------------------------------------------------------------------------
+
+
+def encrypt_stored_keys(settings: Settings) -> int:
+    """Wrap every unretired key not yet wrapped under the configured key-encryption key
+    (plaintext PEM, or the older encrypted PEM); returns how many. Needs the key."""
+    kek = settings.key_encryption_key
+    if kek is None:
+        raise KeyStorageError("no key-encryption key: set IDP_KEY_ENCRYPTION_KEY(_FILE)")
+    prefix = f"{_WRAP_PREFIX}{kek_fingerprint(kek)}."
+    count = 0
+    with key_maintenance() as session:
+        for row in list_signing_keys(session=session):
+            if row.state == KeyState.RETIRED or row.private_key_pem.startswith(prefix):
+                continue
+            der = _private_der(row.private_key_pem, row.kid, kek)
+            row.private_key_pem = _wrap(der, row.kid, kek)
+            count += 1
+    return count
+
+
+def _problems(rows: Iterable[SigningKey], kek: bytes | None) -> list[str]:
+    problems: list[str] = []
+    for row in rows:
+        if row.state == KeyState.RETIRED:
+            continue
+        try:
+            _private_der(row.private_key_pem, row.kid, kek)
+        except KeyStorageError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def prepare_signing_keys(app: Flask, settings: Settings) -> None:
+    """At start: every stored key must open with the configured key-encryption key
+    (:class:`KeyEncryptionError` otherwise, so the process does not start); with a key set,
+    keys still stored in plaintext are wrapped. Skipped, with a warning, when the database
+    cannot be read yet (not migrated, or down): the keys are then checked when first used."""
+    with app.app_context():
+        try:
+            rows = list_signing_keys()
+            problems = _problems(rows, settings.key_encryption_key)
+            if problems:
+                raise KeyEncryptionError(problems)
+            kek = settings.key_encryption_key
+            if kek is not None and any(
+                row.state != KeyState.RETIRED and not row.private_key_pem.startswith(_WRAP_PREFIX)
+                for row in rows
+            ):
+                wrapped = encrypt_stored_keys(settings)
+                log.warning(
+                    "wrapped %d plaintext signing key(s) under the key-encryption key", wrapped
+                )
+        except SQLAlchemyError as exc:
+            log.warning("signing keys not checked at start (database: %s)", type(exc).__name__)
+        finally:
+            db.session.remove()
+
+
+# -- the key ring ------------------------------------------------------------------------------
 
 
 class KeyRing:
-    """Reads signing keys from the database, with a short per-process cache."""
+    """Reads signing keys from the database, with a short per-process cache
+    (``IDP_KEY_CACHE_SECONDS``). Loading keys also brings them into shape: missing keys are
+    created and a due rotation happens (once, whichever instance gets there first)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -152,13 +461,13 @@ class KeyRing:
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         row = self._active_row(alg)
-        active = ActiveKey(kid=row.kid, alg=alg, key=self._load(row))
+        active = ActiveKey(kid=row.kid, alg=alg, key=_open(row, self._settings.key_encryption_key))
         with self._lock:
             self._signers[alg] = (time.monotonic() + self._settings.key_cache_seconds, active)
         return active
 
     def jwks(self) -> dict[str, Any]:
-        """The public JWK set: every published key (signing, upcoming and retiring)."""
+        """The public JWK set: every published key (next, active and retiring)."""
         cached = self._jwks
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
@@ -172,25 +481,23 @@ class KeyRing:
 
     def _active_row(self, alg: str) -> SigningKey:
         now = utcnow()
-        for row in list_signing_keys(alg):
-            if row.is_active(now):
-                return row
-        return add_signing_key(generate_signing_key(alg, self._settings))
-
-    def _load(self, row: SigningKey) -> Key:
-        pem = row.private_key_pem.encode("ascii")
-        if b"ENCRYPTED" in pem:
-            if not self._settings.key_encryption_key:
-                raise KeyStorageError(f"key {row.kid} is encrypted; set IDP_KEY_ENCRYPTION_KEY")
-            try:
-                private = serialization.load_pem_private_key(
-                    pem, password=self._settings.key_encryption_key
-                )
-            except ValueError as exc:
-                raise KeyStorageError(f"key {row.kid}: wrong IDP_KEY_ENCRYPTION_KEY") from exc
-            pem = private.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        return _import(pem, row.alg, row.kid)
+        rows = list_signing_keys(alg)
+        active = next((row for row in rows if row.state == KeyState.ACTIVE), None)
+        upcoming = any(row.state == KeyState.NEXT for row in rows)
+        expired = any(
+            row.state == KeyState.RETIRING and row.retires_at is not None and row.retires_at <= now
+            for row in rows
+        )
+        if (
+            active is not None
+            and upcoming
+            and not expired
+            and not _rotation_due(active, self._settings, now)
+        ):
+            return active
+        result = rotate_if_due(alg, self._settings)
+        if result.rotated:
+            log.info("signing key %s now signs %s", result.active_kid, alg)
+        row = db.session.get(SigningKey, result.active_kid, populate_existing=True)
+        assert row is not None
+        return row

@@ -1,4 +1,4 @@
-"""``idp db upgrade``, ``idp clients add|list|remove`` and ``idp keys list|rotate``."""
+"""``idp db upgrade`` and ``idp clients ...`` (``idp keys``: tests/cli/test_keys_cli.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from joserfc.jwk import ECKey, KeySet
 
 from idp.cli import main
 from idp.storage.clients import get_client
-from idp.storage.keys import list_signing_keys
 
 
 @pytest.fixture
@@ -164,24 +163,6 @@ def test_symmetric_or_private_keys_are_refused(run, tmp_path: Path) -> None:  # 
         )
         assert result.exit_code == 1, name
         assert "jwks" in result.output
-
-
-def test_rotate_and_list_keys(run, app: Flask) -> None:  # type: ignore[no-untyped-def]
-    first = run("keys", "rotate", "--alg", "ES256", "--activate-in", "0")
-    assert first.exit_code == 0, first.output
-    second = run("keys", "rotate", "--alg", "ES256")
-    assert second.exit_code == 0, second.output
-    listing = run("keys", "list").output.splitlines()
-    assert len(listing) == 2
-    states = sorted(line.split("\t")[2] for line in listing)
-    assert states == ["published", "signing"]
-    with app.app_context():
-        keys = list_signing_keys("ES256")
-        assert keys[0].retires_at is None
-        assert keys[1].retires_at is not None
-
-    too_short = run("keys", "rotate", "--retire-after", "10")
-    assert too_short.exit_code == 1
 
 
 def test_commands_refuse_to_run_without_configuration(monkeypatch: pytest.MonkeyPatch) -> None:

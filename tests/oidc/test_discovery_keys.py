@@ -20,9 +20,16 @@ from provider_support import (
 )
 
 from idp.extensions import get_settings
-from idp.oidc.keys import KeyRing, KeyStorageError, generate_signing_key, rotate_signing_key
+from idp.oidc.keys import (
+    KeyRing,
+    KeyStorageError,
+    RotationRefusedError,
+    generate_signing_key,
+    rotate_signing_key,
+)
 from idp.oidc.server import get_keyring
-from idp.storage.keys import add_signing_key, list_signing_keys
+from idp.storage.base import db, utcnow
+from idp.storage.keys import KeyState, list_signing_keys
 
 
 def id_token_header(rp: RelyingParty, login: CapturingLogin, resident_id: str) -> dict[str, str]:
@@ -73,7 +80,7 @@ def test_jwks_is_cacheable_and_public_only(rp: RelyingParty) -> None:
     response = rp.http.get("/jwks.json")
     assert response.headers["Cache-Control"] == "public, max-age=300"
     keys = response.get_json()["keys"]
-    assert [key["alg"] for key in keys] == ["ES256"]
+    assert [key["alg"] for key in keys] == ["ES256", "ES256"]  # the active and the next key
     for key in keys:
         assert key["use"] == "sig" and key["kid"]
         assert "d" not in key
@@ -83,24 +90,19 @@ def test_rotation_publishes_first_then_signs_with_the_new_key(
     app: Flask, rp: RelyingParty, login: CapturingLogin, resident_id: str
 ) -> None:
     old_kid = id_token_header(rp, login, resident_id)["kid"]
-    with app.app_context():
-        upcoming = rotate_signing_key(
-            "ES256",
-            get_settings(),
-            activate_in=timedelta(hours=1),
-            retire_after=timedelta(days=1),
-        )
     published = {key["kid"] for key in rp.http.get("/jwks.json").get_json()["keys"]}
-    assert published == {old_kid, upcoming.kid}
-    assert id_token_header(rp, login, resident_id)["kid"] == old_kid
-
     with app.app_context():
-        active = rotate_signing_key(
-            "ES256", get_settings(), activate_in=timedelta(0), retire_after=timedelta(0)
-        )
-    assert id_token_header(rp, login, resident_id)["kid"] == active.kid
+        settings = get_settings()
+        (upcoming,) = [k for k in list_signing_keys("ES256") if k.state == KeyState.NEXT]
+        assert published == {old_kid, upcoming.kid}  # the next key is out before it signs
+        with pytest.raises(RotationRefusedError):  # published for less than the pre-publication
+            rotate_signing_key("ES256", settings)
+        later = utcnow() + timedelta(seconds=settings.key_prepublish_seconds)
+        rotated = rotate_signing_key("ES256", settings, now=later)
+    assert rotated.active_kid == upcoming.kid and rotated.retiring_kid == old_kid
+    assert id_token_header(rp, login, resident_id)["kid"] == upcoming.kid
     published = {key["kid"] for key in rp.http.get("/jwks.json").get_json()["keys"]}
-    assert published == {active.kid}
+    assert published == {old_kid, upcoming.kid, rotated.next_kid}
 
 
 def test_keys_are_encrypted_at_rest_when_configured(
@@ -113,8 +115,11 @@ def test_keys_are_encrypted_at_rest_when_configured(
         resident = enroll_test_resident().id
     assert id_token_header(rp, login, resident)["alg"] == "ES256"
     with app.app_context():
-        (key,) = list_signing_keys()
-        assert key.private_key_pem.startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        stored = list_signing_keys()
+        assert sorted(key.state for key in stored) == ["active", "next"]
+        for key in stored:
+            assert key.private_key_pem.startswith("aes256gcm.v1.")
+            assert "PRIVATE KEY" not in key.private_key_pem
         settings = get_settings()
         wrong = replace(settings, key_encryption_key=b"w" * 40)
         with pytest.raises(KeyStorageError):
@@ -131,10 +136,13 @@ def test_unreadable_signing_key_is_a_clean_server_error(
     rp = RelyingParty(app)
     with app.app_context():
         resident = enroll_test_resident().id
-        get_keyring().signing_key("ES256")
-        # A newer key encrypted under another key-encryption key: an operator mistake.
+        active = get_keyring().signing_key("ES256")
+        # After the start check: the active key re-wrapped under another key-encryption key
+        # (an operator mistake); the token endpoint refuses cleanly.
         other = replace(get_settings(), key_encryption_key=b"w" * 40)
-        add_signing_key(generate_signing_key("ES256", other))
+        (row,) = [k for k in list_signing_keys("ES256") if k.kid == active.kid]
+        row.private_key_pem = generate_signing_key("ES256", other).private_key_pem
+        db.session.commit()
     request, params = rp.login(login, resident)
     response = rp.token_request(params["code"][0], request.verifier)
     assert response.status_code == 500

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -80,13 +79,11 @@ def test_etag_and_not_modified(rp: RelyingParty, path: str, max_age: int) -> Non
 def test_the_jwks_etag_changes_with_the_keys(app: Flask, rp: RelyingParty) -> None:
     before = rp.http.get("/jwks.json").headers["ETag"]
     with app.app_context():
-        rotate_signing_key(
-            "ES256", get_settings(), activate_in=timedelta(hours=1), retire_after=timedelta(days=1)
-        )
+        rotate_signing_key("ES256", get_settings(), force=True)
     after = rp.http.get("/jwks.json", headers={"If-None-Match": before})
     assert after.status_code == 200
     assert after.headers["ETag"] != before
-    assert len(after.get_json()["keys"]) == 2
+    assert len(after.get_json()["keys"]) == 3  # the new active and next keys, the retiring one
 
 
 # -- nothing that works is missing --------------------------------------------------------

@@ -163,7 +163,7 @@ def stack(
     }
     # The runbook's deployment steps.
     _idp(env, "db", "upgrade")
-    _idp(env, "keys", "rotate", "--alg", "ES256", "--activate-in", "0")
+    _idp(env, "keys", "rotate", "--alg", "ES256")
     client_key = ECKey.generate_key("P-256", parameters={"kid": "rp-1"}, private=True)
     jwks = directory / "rp-jwks.json"
     jwks.write_text(json.dumps(KeySet([client_key]).as_dict(private=False)))
@@ -232,7 +232,7 @@ def test_discovery_over_tls(stack: Stack) -> None:
     # nginx's $request_id reaches the app and comes back.
     assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
     jwks = stack.session().get(document["jwks_uri"], timeout=10).json()
-    assert [key["alg"] for key in jwks["keys"]] == ["ES256"]
+    assert [key["alg"] for key in jwks["keys"]] == ["ES256", "ES256"]  # active and next
 
 
 def test_plain_http_is_redirected(stack: Stack) -> None:
