@@ -142,6 +142,10 @@ class OAuthClient(ClientMixin):
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return redirect_uri in self.row.redirect_uris
 
+    def check_post_logout_redirect_uri(self, uri: str) -> bool:
+        """``uri`` is one of the client's registered post-logout redirect URIs (exact match)."""
+        return uri in (self.row.post_logout_redirect_uris or [])
+
     def check_client_secret(self, client_secret: str) -> bool:
         stored = self.row.client_secret_hash
         return stored is not None and verify_client_secret(stored, client_secret)
@@ -213,6 +217,9 @@ def new_client(
     require_pushed_authorization_requests: bool = False,
     require_signed_request_object: bool = False,
     dpop_bound_access_tokens: bool = False,
+    post_logout_redirect_uris: Sequence[str] = (),
+    backchannel_logout_uri: str | None = None,
+    backchannel_logout_session_required: bool = False,
 ) -> NewClient:
     """Validate registration input and build the client (not yet stored)."""
     if not name.strip():
@@ -221,6 +228,12 @@ def new_client(
         raise ClientRegistrationError("at least one redirect URI is required")
     for uri in redirect_uris:
         _check_redirect_uri(uri)
+    for uri in post_logout_redirect_uris:
+        _check_redirect_uri(uri, "post-logout redirect URI")
+    if backchannel_logout_uri is not None:
+        _check_redirect_uri(backchannel_logout_uri, "back-channel logout URI")
+    if backchannel_logout_session_required and backchannel_logout_uri is None:
+        raise ClientRegistrationError("backchannel_logout_session_required needs the URI")
     if auth_method not in AUTH_METHODS:
         raise ClientRegistrationError(f"auth method must be one of {', '.join(AUTH_METHODS)}")
     if id_token_alg not in ID_TOKEN_ALGS:
@@ -284,19 +297,22 @@ def new_client(
         require_pushed_authorization_requests=require_pushed_authorization_requests,
         require_signed_request_object=require_signed_request_object,
         dpop_bound_access_tokens=dpop_bound_access_tokens,
+        post_logout_redirect_uris=list(dict.fromkeys(post_logout_redirect_uris)),
+        backchannel_logout_uri=backchannel_logout_uri,
+        backchannel_logout_session_required=backchannel_logout_session_required,
     )
     return NewClient(client=client, client_secret=secret)
 
 
-def _check_redirect_uri(uri: str) -> None:
+def _check_redirect_uri(uri: str, what: str = "redirect URI") -> None:
     parts = urlsplit(uri)
     if parts.fragment:
-        raise ClientRegistrationError(f"redirect URI must not have a fragment: {uri}")
+        raise ClientRegistrationError(f"{what} must not have a fragment: {uri}")
     if parts.scheme == "https" and parts.hostname:
         return
     if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
         return
-    raise ClientRegistrationError(f"redirect URI must be https (http only on loopback): {uri}")
+    raise ClientRegistrationError(f"{what} must be https (http only on loopback): {uri}")
 
 
 def _is_loopback(host: str) -> bool:
