@@ -91,6 +91,17 @@ def clients() -> None:
 @click.option("--scope", "scopes", multiple=True, help="Allowed basic-4 scope (repeatable).")
 @click.option("--client-id", default=None, help="Choose the client id (default: random).")
 @click.option("--logo-uri", default=None)
+@click.option(
+    "--post-logout-redirect-uri",
+    "post_logout_redirect_uris",
+    multiple=True,
+    help="Where RP-initiated logout may return to (exact match; repeatable).",
+)
+@click.option("--backchannel-logout-uri", default=None, help="Where logout tokens are POSTed.")
+@click.option(
+    "--backchannel-logout-session-required/--no-backchannel-logout-session-required",
+    default=False,
+)
 def clients_add(
     name: str,
     name_en: str | None,
@@ -103,6 +114,9 @@ def clients_add(
     scopes: tuple[str, ...],
     client_id: str | None,
     logo_uri: str | None,
+    post_logout_redirect_uris: tuple[str, ...],
+    backchannel_logout_uri: str | None,
+    backchannel_logout_session_required: bool,
 ) -> None:
     """Register a relying party; prints its client id (and secret, once)."""
     from idp.oidc.clients import ClientRegistrationError, new_client
@@ -128,6 +142,9 @@ def clients_add(
                 scopes=scopes or ("name", "address", "birthdate", "gender"),
                 client_id=client_id,
                 logo_uri=logo_uri,
+                post_logout_redirect_uris=post_logout_redirect_uris,
+                backchannel_logout_uri=backchannel_logout_uri,
+                backchannel_logout_session_required=backchannel_logout_session_required,
             )
         except ClientRegistrationError as exc:
             raise click.ClickException(str(exc)) from exc
