@@ -6,8 +6,9 @@
 
 Everything runs on loopback and stops by itself. The script starts its own ``redis-server`` (no
 persistence, a free port: other users of a shared Redis cannot disturb the memory figures) and
-``gunicorn --worker-class gthread --workers W --threads T --worker-connections 2T`` trusting a
-test PKI generated into a temporary directory (a fresh SQLite database). The server's Redis
+gunicorn with ``idp.ops.gunicorn_conf`` (gthread) and ``--workers W --threads T
+--worker-connections 2T`` (``bench/support.py``) trusting a test PKI generated into a temporary
+directory (a fresh SQLite database). The server's Redis
 URL carries ``?max_connections=`` of the thread count: redis-py 8 allows 100 connections per
 pool by default, and a worker with more threads than that fails requests with
 ``MaxConnectionsError`` under a burst (see docs/handoff.md).
@@ -36,125 +37,60 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import queue
 import random
 import secrets
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import redis
 import requests
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
-from cryptography.hazmat.primitives.serialization import Encoding
-from flask_migrate import upgrade
+from support import (
+    REDIRECT_URI,
+    SCOPE,
+    Gunicorn,
+    RedisServer,
+    card_response,
+    free_port,
+    percentile,
+    prepare_database,
+    process_tree,
+    provider_env,
+    write_pki,
+)
 
-from idp.app import create_app
-from idp.card.challenge import Challenge
-from idp.card.testpki import RESIDENTS, ResidentCredentials, TestPki
-from idp.extensions import MIGRATIONS_DIR, get_store
+from idp.card.testpki import RESIDENTS, ResidentCredentials
+from idp.extensions import get_store
 from idp.handoff.pages import POLL_INTERVAL_MS
 from idp.handoff.transaction import BrowserBinding, TransactionStore, new_browser_key
 from idp.oidc.authorize import AuthorizationContext
 from idp.oidc.clients import new_client
-from idp.storage.base import db
 from idp.storage.clients import add_client
-from idp.storage.models import Base
 
-REDIRECT_URI = "https://forms.bench.example.jp/callback"
-SCOPE = "openid name address birthdate gender"
 COOKIE = "myna-login"
 BANKID_POLL_S = 2.0
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def pct(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
-
-
 def ms(values: list[float]) -> str:
-    return (
-        f"p50 {statistics.median(values) * 1000:7.1f} ms   p95 {pct(values, 0.95) * 1000:7.1f} ms"
-    )
+    p50, p95 = statistics.median(values) * 1000, percentile(values, 0.95) * 1000
+    return f"p50 {p50:7.1f} ms   p95 {p95:7.1f} ms"
 
 
 # -- services ---------------------------------------------------------------------------------
 
 
-class RedisServer:
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        binary = shutil.which("redis-server")
-        if binary is None:
-            sys.exit("redis-server is not installed")
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(workdir), "--maxclients", "20000"],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        client.close()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
-def write_pki(workdir: Path) -> tuple[TestPki, dict[str, str]]:
-    pki = TestPki.generate()
-    pki_dir = workdir / "pki"
-    pki.save(pki_dir)
-    now = datetime.now(UTC)
-    crls = []
-    for kind in ("auth", "sign"):
-        crl = pki.crl(
-            kind, [], this_update=now - timedelta(minutes=1), next_update=now + timedelta(days=1)
-        )
-        path = pki_dir / f"{kind}.crl.pem"
-        path.write_bytes(crl.public_bytes(Encoding.PEM))
-        crls.append(str(path))
-    return pki, {
-        "IDP_JPKI_AUTH_ANCHORS": str(pki_dir / "auth-ca.pem"),
-        "IDP_JPKI_SIGN_ANCHORS": str(pki_dir / "sign-ca.pem"),
-        "IDP_JPKI_CRL_FILES": os.pathsep.join(crls),
-    }
-
-
 def gunicorn_rss(pid: int) -> int:
     """Resident memory (bytes) of the gunicorn master and its workers."""
     total = 0
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    pids = [pid] + [int(p) for p in children.read_text().split()] if children.exists() else [pid]
-    for each in pids:
+    for each in process_tree(pid):
         for line in Path(f"/proc/{each}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1]) * 1024
@@ -162,35 +98,6 @@ def gunicorn_rss(pid: int) -> int:
 
 
 # -- one login, browser and phone ---------------------------------------------------------------
-
-
-def card_token(
-    creds: ResidentCredentials, document: dict[str, Any], enroll: bool
-) -> dict[str, str]:
-    signed = Challenge(
-        origin=document["origin"],
-        nonce=document["nonce"],
-        transaction_id=document["transaction_id"],
-        purpose=document["purpose"],
-    ).to_be_signed()
-
-    def b64(data: bytes) -> str:
-        return base64.b64encode(data).decode("ascii")
-
-    body = {
-        "unverifiedCertificate": b64(creds.auth_certificate.public_bytes(Encoding.DER)),
-        "algorithm": "RS256",
-        "signature": b64(creds.auth_key.sign(signed, padding.PKCS1v15(), hashes.SHA256())),
-        "format": "myna:1",
-        "appVersion": "bench/1",
-    }
-    if enroll:
-        assert creds.sign_certificate is not None and creds.sign_key is not None
-        body["signingCertificate"] = b64(creds.sign_certificate.public_bytes(Encoding.DER))
-        body["signingSignature"] = b64(
-            creds.sign_key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
-        )
-    return body
 
 
 class Stream:
@@ -260,9 +167,11 @@ class Login:
 
     def respond(self, creds: ResidentCredentials, picked: dict[str, Any]) -> dict[str, Any]:
         url = picked["handoff_url"] + "/response"
-        answer = self.phone.post(url, json=card_token(creds, picked["challenge"], False)).json()
+        answer = self.phone.post(url, json=card_response(creds, picked["challenge"])).json()
         if answer["status"] == "enroll_needed":
-            answer = self.phone.post(url, json=card_token(creds, answer["challenge"], True)).json()
+            answer = self.phone.post(
+                url, json=card_response(creds, answer["challenge"], enroll=True)
+            ).json()
         assert answer == {"status": "verified"}, answer
         return dict(answer)
 
@@ -287,7 +196,7 @@ def sse_latency(issuer: str, creds: ResidentCredentials, flows: int) -> dict[str
         sent = time.perf_counter()
         picked = login.pickup(content)
         result["pickup"].append(stream.wait("picked_up") - sent)
-        token = card_token(creds, picked["challenge"], False)
+        token = card_response(creds, picked["challenge"])
         sent = time.perf_counter()
         answer = login.phone.post(picked["handoff_url"] + "/response", json=token)
         assert answer.json() == {"status": "verified"}, answer.text
@@ -304,7 +213,7 @@ def polling_latency(issuer: str, creds: ResidentCredentials, flows: int) -> list
         login = Login(issuer)
         login.show_page()
         picked = login.pickup(login.frame()["content"])
-        token = card_token(creds, picked["challenge"], False)
+        token = card_response(creds, picked["challenge"])
         seen: queue.Queue[float] = queue.Queue()
         stop = threading.Event()
 
@@ -521,27 +430,20 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="myna-bench-handoff-"))
     redis_server = RedisServer(workdir)
-    pki, trust = write_pki(workdir)
+    pki, trust = write_pki(workdir / "pki")
     creds = pki.issue(RESIDENTS["yamada"])
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     prefix = f"bench:{secrets.token_hex(4)}:"
-    env = {
-        "IDP_ISSUER": issuer,
-        "IDP_SECRET_KEY": secrets.token_urlsafe(40),
-        "IDP_PAIRWISE_SECRET": secrets.token_urlsafe(40),
-        "IDP_DATABASE_URL": f"sqlite:///{workdir / 'idp.sqlite3'}",
-        "IDP_REDIS_URL": f"{redis_server.url}?max_connections={args.threads + 50}",
-        "IDP_REDIS_PREFIX": prefix,
-        "IDP_RATE_LOGINS_PER_ADDRESS": "0",  # the bench is one address creating thousands
-        "IDP_RATE_LOGINS_PER_CLIENT": "0",
-        "IDP_RATE_PICKUPS_PER_ADDRESS": "0",
+    env = provider_env(
+        issuer,
+        database_url=f"sqlite:///{workdir / 'idp.sqlite3'}",
+        redis_url=f"{redis_server.url}?max_connections={args.threads + 50}",
+        IDP_REDIS_PREFIX=prefix,
         **trust,
-    }
-    app = create_app({key.removeprefix("IDP_"): value for key, value in env.items()})
-    with app.app_context():
-        Base.metadata.drop_all(db.engine)
-        upgrade(directory=str(MIGRATIONS_DIR))
+    )  # the login rate limits are lifted: the bench is one address creating thousands
+
+    def seed(_: Any) -> None:
         add_client(
             new_client(
                 name="ベンチマーク",
@@ -550,32 +452,13 @@ def main() -> None:
                 client_id="bench",
             ).client
         )
-        db.engine.dispose()
 
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("gunicorn")),
-            "--worker-class", "gthread",
-            "--workers", str(args.workers),
-            "--threads", str(args.threads),
-            "--worker-connections", str(args.threads * 2),
-            "--backlog", "4096",
-            "--bind", f"127.0.0.1:{port}",
-            "--log-level", "warning",
-            "idp.app:create_app()",
-        ],
-        env={**os.environ, **env},  # noqa: TID251 - settings for the server started here
-    )  # fmt: skip
+    app = prepare_database(env, seed=seed)
+    server = Gunicorn(
+        env, port=port, workers=args.workers, threads=args.threads, log=workdir / "gunicorn.log"
+    )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{issuer}/jwks.json", timeout=2).raise_for_status()
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        server.wait_ready()
         warm = Login(issuer)  # enrolls the card (signature round) once
         warm.show_page()
         warm.respond(creds, warm.pickup(warm.frame()["content"]))
@@ -599,12 +482,7 @@ def main() -> None:
         if "memory" in parts:
             memory(app, args.pending)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        server.stop()
         redis_server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
