@@ -6,13 +6,14 @@ from typing import Any
 
 from idp.config import ID_TOKEN_ALGS, Settings
 from idp.oidc.assurance import EVIDENCE_TYPES, TRUST_FRAMEWORK, VERIFIABLE_CLAIMS
-from idp.oidc.claims import ACR_CARD_PIN, CLAIMS_BY_SCOPE, offered_scopes
+from idp.oidc.claims import CLAIMS_BY_SCOPE, offered_scopes
 from idp.oidc.client_auth import ASSERTION_ALGS
 from idp.oidc.dpop import DPOP_ALGS
 from idp.oidc.grants import TOKEN_ENDPOINT_AUTH_METHODS
 from idp.oidc.introspection import TokenIntrospection
 from idp.oidc.request_checks import PROMPTS
 from idp.oidc.request_objects import REQUEST_OBJECT_ALGS
+from idp.oidc.sessions import ACR_ORDER
 
 __all__ = ["ENDPOINTS", "provider_metadata"]
 
@@ -24,6 +25,7 @@ ENDPOINTS = {
     "revocation_endpoint": "/revoke",
     "introspection_endpoint": "/introspect",
     "pushed_authorization_request_endpoint": "/par",
+    "end_session_endpoint": "/logout",
     "jwks_uri": "/jwks.json",
 }
 
@@ -61,11 +63,13 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
                 "acr",
                 "amr",
                 "at_hash",
+                "sid",
                 *(claim for scope in scopes for claim in CLAIMS_BY_SCOPE.get(scope, ())),
                 "verified_claims",
             ],
             "claim_types_supported": ["normal"],
-            "acr_values_supported": [ACR_CARD_PIN],
+            # Weakest first (idp.oidc.sessions.ACR_ORDER); docs/sessions.md.
+            "acr_values_supported": list(ACR_ORDER),
             "prompt_values_supported": sorted(PROMPTS),
             "ui_locales_supported": ["ja", "en"],
             "claims_locales_supported": ["ja"],
@@ -78,6 +82,11 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
             "require_request_uri_registration": False,
             "require_pushed_authorization_requests": False,
             "dpop_signing_alg_values_supported": list(DPOP_ALGS),
+            # Sessions and logout (docs/sessions.md)
+            "backchannel_logout_supported": True,
+            "backchannel_logout_session_supported": True,
+            "frontchannel_logout_supported": False,
+            "frontchannel_logout_session_supported": False,
             # OpenID Connect for Identity Assurance 1.0
             "verified_claims_supported": True,
             "trust_frameworks_supported": [TRUST_FRAMEWORK],

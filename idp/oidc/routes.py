@@ -1,5 +1,5 @@
 """The ``oidc`` blueprint: authorization, pushed authorization requests, token, revocation,
-introspection, userinfo, discovery and JWKS endpoints."""
+introspection, userinfo, discovery and JWKS endpoints; logout (:mod:`idp.oidc.logout`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from idp.oidc import errors
 from idp.oidc.authorize import begin_authorization
 from idp.oidc.discovery import ENDPOINTS, provider_metadata
 from idp.oidc.errors import OAuth2Error
+from idp.oidc.logout import bp as logout_bp
 from idp.oidc.pushed import push_authorization_request
 from idp.oidc.server import build_server, get_keyring, get_server
 from idp.oidc.sign_api import init_app as init_sign_api
@@ -100,4 +101,5 @@ def init_app(app: Flask) -> None:
     build_server(app, get_settings(app))
     errors.init_app(app)
     app.register_blueprint(bp)
+    app.register_blueprint(logout_bp)
     init_sign_api(app)
