@@ -204,7 +204,7 @@ class CrlStore:
             data = source.read(self._get, self._timeout)
             self._checker.load(data, now=now)
         except (OSError, ValueError, CertificateValidationError) as exc:
-            reason = getattr(exc, "code", None) or type(exc).__name__
+            reason = exc.code if isinstance(exc, CertificateValidationError) else type(exc).__name__
             source.failures += 1
             source.last_failure = now
             source.last_error = reason
