@@ -92,7 +92,6 @@ _PROBLEMS: Final = (
                 "Bring your My Number card."
             ),
         ),
-        can_retry=False,
     ),
     Problem(
         "certificate_expired",
@@ -108,7 +107,6 @@ _PROBLEMS: Final = (
                 "Bring your My Number card."
             ),
         ),
-        can_retry=False,
     ),
     Problem(
         "login_timeout",
