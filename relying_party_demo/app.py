@@ -40,7 +40,7 @@ from flask import Flask, Response, redirect, render_template, request, session, 
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
-from relying_party_demo import forms_views
+from relying_party_demo import form_texts, forms_views
 from relying_party_demo.sign_api import SignApi
 
 __all__ = ["DEFAULT_ACR", "DEFAULT_SCOPE", "create_app"]
@@ -96,6 +96,7 @@ def _load_key(path: str) -> ECKey | RSAKey:
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The demo RP. ``config`` overrides the ``RP_*`` environment (keys without the prefix)."""
     app = Flask(__name__)
+    form_texts.init_app(app)
     app.config.update(SCOPE=DEFAULT_SCOPE, EXPECTED_ACR=DEFAULT_ACR, FORMS_DB="var/forms.sqlite3")
     app.config.from_prefixed_env("RP")
     if config:
