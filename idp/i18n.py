@@ -11,7 +11,8 @@ The locale of a request, first match wins:
    ``myna_lang`` cookie and, on a login page, in the login transaction);
 2. the locale remembered for the login transaction (the authorization request's
    ``ui_locales``, or the resident's later switch), set by the page with
-   :func:`use_locale`;
+   :func:`use_locale`; on a page answering the authorization request itself (an error page),
+   its ``ui_locales`` parameter;
 3. the ``myna_lang`` cookie (an earlier explicit switch);
 4. the browser's ``Accept-Language``;
 5. Japanese.
@@ -32,6 +33,7 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlencode
 
 from babel.dates import format_date, format_time
 from babel.messages.mofile import write_mo
@@ -54,6 +56,7 @@ __all__ = [
     "format_moment",
     "init_app",
     "negotiate",
+    "switch_language_url",
     "use_locale",
     "wareki",
 ]
@@ -118,6 +121,10 @@ def select_locale() -> str:
     remembered = g.get(_G_KEY)
     if isinstance(remembered, str) and remembered in LOCALES:
         return remembered
+    for tag in request.args.get("ui_locales", "").split():  # an authorization request's page
+        found = _supported(tag)
+        if found:
+            return found
     return _browser_locale()
 
 
@@ -133,6 +140,13 @@ def current_locale() -> str:
     """The locale of this request (``ja`` or ``en``)."""
     locale = get_locale()
     return locale.language if locale is not None else DEFAULT_LOCALE
+
+
+def switch_language_url(locale: str) -> str:
+    """This page's URL (path and query) with ``lang=locale``: the language switch link."""
+    query = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
+    query.append(("lang", locale))
+    return f"{request.path}?{urlencode(query)}"
 
 
 def _remember_choice(response: Response) -> Response:
@@ -197,7 +211,11 @@ def init_app(app: Flask, catalogs: Path = CATALOGS) -> Babel:
         locale_selector=select_locale,
     )
     app.after_request(_remember_choice)
-    app.jinja_env.globals["language_names"] = LANGUAGE_NAMES
+    app.jinja_env.globals.update(
+        language_names=LANGUAGE_NAMES,
+        current_locale=current_locale,
+        switch_language_url=switch_language_url,
+    )
     return babel
 
 
