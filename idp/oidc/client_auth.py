@@ -146,7 +146,17 @@ class PrivateKeyJwtAuth(JWTBearerClientAssertion):
         return dict(headers), dict(claims)
 
     def __call__(self, query_client: Any, request: Any) -> Any:
-        """Authlib's verification; then ``fapi2`` clients must have used a FAPI 2.0 algorithm."""
+        """Authlib's verification; then ``fapi2`` clients must have used a FAPI 2.0 algorithm.
+
+        A client assertion together with HTTP Basic credentials or a ``client_secret`` is
+        refused: one authentication method per request (RFC 6749 section 2.3)."""
+        if request.form.get("client_assertion") and (
+            request.headers.get("Authorization", "").lower().startswith("basic ")
+            or request.form.get("client_secret")
+        ):
+            raise oauth_error(
+                "invalid_request", "Use one client authentication method per request."
+            )
         client = super().__call__(query_client, request)
         if client is not None and client.fapi2:
             alg = jose_header(request.form.get("client_assertion")).get("alg")
