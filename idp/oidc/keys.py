@@ -432,7 +432,10 @@ def prepare_signing_keys(app: Flask, settings: Settings) -> None:
         except SQLAlchemyError as exc:
             log.warning("signing keys not checked at start (database: %s)", type(exc).__name__)
         finally:
+            # No connection outlives the check (gunicorn may fork after it; a refused start
+            # leaves nothing open).
             db.session.remove()
+            db.engine.dispose()
 
 
 # -- the key ring ------------------------------------------------------------------------------
