@@ -201,6 +201,7 @@ def test_withdrawing_consent_during_a_login_asks_for_consent_again(
     assert answer.status_code == 200  # the consent page, not a code
     assert 'value="approve"' in answer.get_data(as_text=True)
     assert count(app, Release) == releases
+    assert not consent_kept(app, resident_id, rp.client_id)
 
 
 def test_deleting_the_account_during_a_login_ends_the_login_cleanly(
