@@ -14,7 +14,9 @@ loop a count.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -25,12 +27,21 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from login_support import Browser, LoginPki, device_login, dispose, make_login_app, virtual_card
+from login_support import (
+    Browser,
+    LiveServer,
+    LoginPki,
+    device_login,
+    dispose,
+    make_login_app,
+    virtual_card,
+)
 from ops_support import free_port, listening, sample, wait_until
 from provider_support import RelyingParty, callback_params
 from revocation_support import CrlServer, OcspServer, attempt_login
 from sqlalchemy import func, select
 
+from idp.card.testpki import TestPki
 from idp.handoff.trust import get_revocation_data
 from idp.storage.audit import Release
 from idp.storage.base import db
@@ -245,3 +256,152 @@ def test_crl_stale(sqlite_url: str, redis_url: str, login_pki: LoginPki) -> None
         get_revocation_data(app).stop()
         server.stop()
         dispose(app)
+
+
+# -- pcscd restarted under the desktop agent ------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+PCSCD_PIDFILE = Path("/run/pcscd/pcscd.pid")
+PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
+SERVICES_STATE = REPO / "var" / "services"
+VPCD_READER = "Virtual PCD 00 00"
+VPCD_PORT = 35963
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def _vpcd_listening() -> bool:
+    """vpcd's port is open. Never connect to it to check: vpcd takes a connection for a card."""
+    listing = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=True)
+    return any(line.split()[3].endswith(f":{VPCD_PORT}") for line in listing.stdout.splitlines())
+
+
+def _pcscd_pid() -> int:
+    return int("".join(c for c in PCSCD_PIDFILE.read_text() if c.isdigit()))
+
+
+def stop_pcscd() -> None:
+    """Stop the machine's pcscd (by the pid it wrote), as scripts/services.sh does."""
+    pid = _pcscd_pid()
+    os.kill(pid, signal.SIGTERM)
+    assert wait_until(lambda: not _alive(pid), timeout=10), f"pcscd {pid} did not stop"
+
+
+def start_pcscd() -> int:
+    """``pcscd -f -a`` with the vpcd driver, detached and logging where scripts/services.sh
+    does; its pid goes where the script looks for it, so that ``services.sh stop`` stops it."""
+    SERVICES_STATE.mkdir(parents=True, exist_ok=True)
+    log = SERVICES_STATE / "pcscd.log"
+    started = subprocess.run(
+        ["setsid", "sh", "-c", f'pcscd -f -a >>"{log}" 2>&1 </dev/null & echo $!'],
+        capture_output=True, text=True, check=True, timeout=10,
+    )  # fmt: skip
+    pid = int(started.stdout.strip())
+    (SERVICES_STATE / "pcscd.pid").write_text(f"{pid}\n")
+    assert wait_until(lambda: PCSCD_SOCKET.exists() and _vpcd_listening(), timeout=10), (
+        "pcscd did not come back with the vpcd reader"
+    )
+    return pid
+
+
+@pytest.fixture
+def pcscd_restartable() -> Iterator[None]:
+    """Whatever happens in the test, pcscd is running and serving vpcd afterwards."""
+    if shutil.which("pcscd") is None or not PCSCD_PIDFILE.exists():
+        pytest.skip("no pcscd to restart")
+    yield
+    pid = _pcscd_pid() if PCSCD_PIDFILE.exists() else 0
+    if not (pid and _alive(pid) and PCSCD_SOCKET.exists() and _vpcd_listening()):
+        start_pcscd()
+
+
+def _agent(url: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(REPO / ".venv" / "bin" / "idp"), "card", "login", url, "--reader", VPCD_READER,
+         *args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def pcsc_live(
+    sqlite_url: str, redis_url: str, emulation_pki: TestPki, tmp_path: Path
+) -> Iterator[LiveServer]:
+    trusted = LoginPki.create(tmp_path / "emulation-pki", emulation_pki)
+    server = LiveServer(
+        lambda issuer: make_login_app(sqlite_url, redis_url, trusted, ISSUER=issuer)
+    )
+    yield server
+    server.stop()
+    dispose(server.app)
+
+
+@pytest.mark.pcsc
+def test_pcscd_restarted_under_the_desktop_agent(
+    pcsc_live: LiveServer, emulated_card: Any, pcscd_restartable: None
+) -> None:
+    """Documented: an agent waiting for the card when pcscd goes away exits with status 3
+    ("pcscd is not running") and posts nothing: the sign-in stays open. Once pcscd is back
+    (the vpcd card reconnects by itself), running the agent again on the same URL completes it;
+    the provider never noticed and lost nothing."""
+    from idp.card import pcsc
+
+    rp = RelyingParty(pcsc_live.app)
+    emulated = emulated_card("suzuki")
+    browser, started, request = _start(rp)
+    first = _agent(started.handoff_url)
+    out, err = first.communicate("\n1234\nABC123\n", timeout=60)
+    assert first.returncode == 0, err
+    assert "1234" not in out + err and "ABC123" not in out + err
+    sub = _finish(pcsc_live, rp, browser, started, request)["sub"]
+
+    emulated.remove()  # the card is off the reader: the next agent waits for it
+    browser, started, request = _start(rp)
+    waiting = _agent(started.handoff_url, "--wait", "60")
+    try:
+        assert wait_until(lambda: browser.status(started)["state"] == "picked_up", timeout=30)
+        stop_pcscd()
+        out, err = waiting.communicate(timeout=30)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.wait(timeout=10)
+    assert waiting.returncode == 3, (out, err)
+    assert "pcscd" in err and "Traceback" not in err
+    assert browser.status(started)["state"] == "picked_up"  # not failed, not half-done
+
+    start_pcscd()
+    emulated = emulated_card("suzuki")  # a card on the reader of the new pcscd
+    assert pcsc.card_present(VPCD_READER)
+    again = _agent(started.handoff_url)
+    out, err = again.communicate("\n1234\n", timeout=60)
+    assert again.returncode == 0, err
+    assert browser.status(started)["state"] == "card_verified"
+    assert _finish(pcsc_live, rp, browser, started, request)["sub"] == sub
+    assert _releases(pcsc_live.app) == 2
+    assert _vpcd_listening() and PCSCD_SOCKET.exists()
+
+
+def _start(rp: RelyingParty) -> tuple[Browser, Any, Any]:
+    browser = Browser(rp)
+    request = rp.authorization_request(prompt="login")
+    return browser, browser.start(request), request
+
+
+def _finish(
+    live: LiveServer, rp: RelyingParty, browser: Browser, started: Any, request: Any
+) -> dict[str, Any]:
+    response = browser.proceed(started)
+    if response.status_code == 200:
+        response = browser.consent(started, response.get_data(as_text=True))
+    assert response.status_code == 302, response.get_data(as_text=True)
+    params = callback_params(response.headers["Location"])
+    assertion = rp.assertion(aud=live.url + "/token")
+    token = rp.token_request(params["code"][0], request.verifier, assertion=assertion)
+    assert token.status_code == 200, token.get_data(as_text=True)
+    info = rp.userinfo(token.get_json()["access_token"]).get_json()
+    assert isinstance(info, dict)
+    return info
