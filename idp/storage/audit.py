@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -222,16 +222,9 @@ class ChainReport:
         return self.broken is None
 
 
-def verify_chain(*, batch: int = 1000) -> ChainReport:
-    """Walk the whole chain in sequence order; report the first broken link."""
-    expected, prev_hash, records = 1, GENESIS_HASH, 0
-
-    def report(broken: ChainBreak | None) -> ChainReport:
-        return ChainReport(records, expected - 1, prev_hash, broken)
-
-    rows = db.session.scalars(
-        select(Release).order_by(Release.seq).execution_options(yield_per=batch)
-    )
+def _walk(rows: Iterable[Release]) -> tuple[int, str, ChainBreak | None]:
+    """(records verified, the last one's hash, the first break or None)."""
+    expected, prev_hash = 1, GENESIS_HASH
     for row in rows:
         if row.seq != expected:
             reason = (
@@ -239,25 +232,39 @@ def verify_chain(*, batch: int = 1000) -> ChainReport:
                 if row.seq > expected
                 else f"record {row.seq} appears twice"
             )
-            return report(ChainBreak(expected, reason))
+            return expected - 1, prev_hash, ChainBreak(expected, reason)
         if row.prev_hash != prev_hash:
-            return report(ChainBreak(row.seq, "does not link to the record before it"))
+            return expected - 1, prev_hash, ChainBreak(row.seq, "does not link to the one before")
         if _hash_of(row) != row.record_hash:
-            return report(ChainBreak(row.seq, "altered: its hash does not match its contents"))
-        prev_hash, expected, records = row.record_hash, expected + 1, records + 1
-    head = db.session.get(AuditChainHead, _HEAD_ID)
-    last = expected - 1
-    if head is None:
-        if last:
-            return report(ChainBreak(last, "the chain head row is missing"))
-        return report(None)
-    if head.seq > last:
-        return report(
-            ChainBreak(last + 1, f"records {last + 1} to {head.seq} are missing (head {head.seq})")
-        )
-    if head.seq < last or head.record_hash != prev_hash:
-        return report(ChainBreak(head.seq, "the chain head does not match the last record"))
-    return report(None)
+            reason = "altered: its hash does not match its contents"
+            return expected - 1, prev_hash, ChainBreak(row.seq, reason)
+        prev_hash, expected = row.record_hash, expected + 1
+    return expected - 1, prev_hash, None
+
+
+def verify_chain(*, batch: int = 1000) -> ChainReport:
+    """Walk the whole chain in sequence order (``batch`` rows at a time); report the first
+    broken link, including records missing after the last one (the head row says how many
+    there were)."""
+    result = db.session.execute(
+        select(Release).order_by(Release.seq).execution_options(yield_per=batch)
+    )
+    try:
+        last, last_hash, broken = _walk(result.scalars())
+    finally:
+        result.close()
+    if broken is None:
+        head = db.session.get(AuditChainHead, _HEAD_ID)
+        if head is None:
+            if last:
+                broken = ChainBreak(last, "the chain head row is missing")
+        elif head.seq > last:
+            broken = ChainBreak(
+                last + 1, f"records {last + 1} to {head.seq} are missing (head {head.seq})"
+            )
+        elif head.seq < last or head.record_hash != last_hash:
+            broken = ChainBreak(head.seq, "the chain head does not match the last record")
+    return ChainReport(records=last, head_seq=last, head_hash=last_hash, broken=broken)
 
 
 def count_releases() -> int:
