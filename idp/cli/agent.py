@@ -70,6 +70,8 @@ REFUSALS: Final = {
     "certificate_wrong_purpose": "The card answered with the wrong certificate.",
     "signature_invalid": "The card's signature did not verify.",
     "revocation_unavailable": "The provider could not check the certificate's revocation status.",
+    "revocation_stale": "The provider's revocation data is out of date: try again later.",
+    "ocsp_response_invalid": "The provider could not check the certificate's revocation status.",
     "transaction_expired": "The sign-in has expired: start again from the service's page.",
     "transaction_not_found": "No such sign-in: check the URL, or start again from the service.",
     "transaction_closed": "This sign-in has already ended.",
