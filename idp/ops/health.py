@@ -193,6 +193,7 @@ def _registry() -> CollectorRegistry:
 
 @bp.get("/metrics")
 def prometheus_metrics() -> Response:
+    get_revocation_data().freshness(datetime.now(UTC))  # myna_crl_age_seconds, as of now
     response = Response(generate_latest(_registry()), mimetype=None)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     response.headers["Cache-Control"] = "no-store"
