@@ -32,8 +32,9 @@ server's processes (``/proc/<pid>/stat``: node; gunicorn's master and worker) ov
 divided by completed flows; for myna-idp also with its storage (the private Redis and the
 PostgreSQL backends of its database). Rounds alternate: peer, myna-idp, peer, myna-idp.
 
-``--profile-seconds``: afterwards, py-spy records myna-idp's worker under concurrency 16 and
-the script prints where the time goes (needs ``pip install py-spy``; root or ptrace rights).
+``--profile-seconds``: afterwards, py-spy records myna-idp's worker under concurrency 4 and
+the script prints where the time goes (samples of threads waiting for a socket, a lock or the
+next request dropped) (needs ``pip install py-spy``; root or ptrace rights).
 Results go to ``--out`` (default a temporary directory) as JSON and a py-spy raw profile.
 """
 
@@ -75,6 +76,7 @@ from support import (
     pin,
     pkce,
     postgres_backends,
+    postgres_sessions,
     prepare_database,
     provider_env,
     summary,
@@ -163,6 +165,7 @@ class Target:
     issuer: str
     flow: Callable[[Timings], None]
     meters: dict[str, CpuMeter]
+    sessions: Callable[[], int] | None = None
     discovery: str = ""
     jwks: str = ""
 
@@ -222,6 +225,7 @@ def start_ours(
             "redis": CpuMeter([redis_server.pid]),
             "postgres": CpuMeter([], extra=postgres_backends(database_url, database)),
         },
+        sessions=postgres_sessions(database_url, database),
     )
     return [server, redis_server], target
 
@@ -241,6 +245,9 @@ class Run:
     steps: dict[str, list[float]] = field(default_factory=dict)
     discovery_rps: float = 0.0
     jwks_rps: float = 0.0
+    discovery_cpu_us: float = 0.0
+    jwks_cpu_us: float = 0.0
+    db_sessions: int = 0
 
     def row(self) -> dict[str, Any]:
         token = summary(self.steps.get("token", []))
@@ -259,6 +266,9 @@ class Run:
             "steps_p50_ms": {k: summary(v)[0] for k, v in self.steps.items()},
             "discovery_rps": self.discovery_rps,
             "jwks_rps": self.jwks_rps,
+            "db_sessions_opened": self.db_sessions,
+            "discovery_cpu_us": self.discovery_cpu_us,
+            "jwks_cpu_us": self.jwks_cpu_us,
         }
 
 
@@ -267,6 +277,7 @@ def run_flows(target: Target, concurrency: int, seconds: float, run: Run) -> Non
     lock = threading.Lock()
     for meter in target.meters.values():
         meter.start()
+    sessions = target.sessions() if target.sessions else 0
     began = time.perf_counter()
     until = began + seconds
 
@@ -281,17 +292,30 @@ def run_flows(target: Target, concurrency: int, seconds: float, run: Run) -> Non
             with lock:
                 run.flows += 1
 
+    finished = threading.Event()
+
+    def sampler() -> None:  # short-lived database connections: note them while they live
+        while not finished.wait(0.05):
+            for name, meter in target.meters.items():
+                if name == "postgres":
+                    meter.sample()
+
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    watcher = threading.Thread(target=sampler)
+    watcher.start()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    finished.set()
+    watcher.join()
     run.seconds = time.perf_counter() - began
     run.cpu = {name: meter.used() for name, meter in target.meters.items()}
+    run.db_sessions = target.sessions() - sessions if target.sessions else 0
     run.steps = dict(timings.values)
 
 
-def requests_per_second(url: str, concurrency: int, seconds: float) -> float:
+def requests_per_second(url: str, concurrency: int, seconds: float) -> tuple[float, int]:
     count = 0
     failures = 0
     lock = threading.Lock()
@@ -319,20 +343,28 @@ def requests_per_second(url: str, concurrency: int, seconds: float) -> float:
         thread.join()
     if failures:
         raise RuntimeError(f"{url}: {failures} failed requests")
-    return count / (time.perf_counter() - began)
+    return count / (time.perf_counter() - began), count
 
 
 def measure(target: Target, round_: int, level: int, args: argparse.Namespace) -> Run:
     run = Run(target.name, round_, level)
     run_flows(target, level, args.seconds, run)
-    run.discovery_rps = requests_per_second(target.discovery, level, args.endpoint_seconds)
-    run.jwks_rps = requests_per_second(target.jwks, level, args.endpoint_seconds)
+    meter = target.meters["app"]
+    meter.start()
+    run.discovery_rps, count = requests_per_second(target.discovery, level, args.endpoint_seconds)
+    run.discovery_cpu_us = 1e6 * meter.used() / max(1, count)
+    meter.start()
+    run.jwks_rps, count = requests_per_second(target.jwks, level, args.endpoint_seconds)
+    run.jwks_cpu_us = 1e6 * meter.used() / max(1, count)
     row = run.row()
     cpu = " ".join(f"{k}={v:.1f}" for k, v in row["cpu_ms_per_flow"].items())
+    if run.db_sessions:
+        cpu += f" (db sessions opened {run.db_sessions})"
     print(
         f"  {target.name:<19} r{round_} c={level:<3} {row['flows']:>5} flows "
         f"{row['flows_per_s']:7.1f}/s  cpu ms/flow {cpu}  token p50 {row['token_p50_ms']:.1f} "
-        f"p99 {row['token_p99_ms']:.1f}  disc {run.discovery_rps:.0f}/s jwks {run.jwks_rps:.0f}/s"
+        f"p99 {row['token_p99_ms']:.1f}  disc {run.discovery_rps:.0f}/s "
+        f"{run.discovery_cpu_us:.0f} us, jwks {run.jwks_rps:.0f}/s {run.jwks_cpu_us:.0f} us"
         f"{'  ERRORS ' + str(dict(run.errors)) if run.errors else ''}",
         flush=True,
     )
@@ -349,16 +381,16 @@ def profile(target: Target, master: int, seconds: float, out: Path) -> None:
         return
     raw = out / "myna-idp.pyspy.txt"
     recorder = subprocess.Popen(
-        [spy, "record", "--pid", str(master), "--subprocesses", "--rate", "200", "--gil",
+        [spy, "record", "--pid", str(master), "--subprocesses", "--rate", "250",
          "--duration", str(int(seconds)), "--format", "raw", "--output", str(raw)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     time.sleep(1.0)
-    run = Run(target.name, 0, 16)
-    run_flows(target, 16, seconds - 1.5, run)
+    run = Run(target.name, 0, 4)
+    run_flows(target, 4, seconds - 1.5, run)
     recorder.wait(timeout=seconds + 60)
     if raw.exists():
-        print(f"\npy-spy, {run.flows} flows at concurrency 16 ({raw}):")
+        print(f"\npy-spy, {run.flows} flows at concurrency 4 ({raw}):")
         print(where_the_time_goes(raw.read_text()))
 
 
@@ -378,12 +410,28 @@ BUCKETS = (
 )
 
 
+# Innermost frames of a thread that waits (py-spy does not always see it as idle): a socket, a
+# lock, epoll, the next request. Such samples are not CPU and are dropped.
+WAITING = (
+    "select (selectors.py",
+    "_worker (concurrent/futures/thread.py",
+    "wait (threading.py",
+    "Connection.wait (psycopg/",
+    "_read_from_socket (redis/",
+    "accept (socket.py",
+    "readinto (socket.py",
+    "recv_into (",
+    "get (queue.py",
+    "_wait_for_tstate_lock (threading.py",
+)
+
+
 def where_the_time_goes(raw: str, top: int = 15) -> str:
     """Summarize py-spy's raw (collapsed) stacks: buckets by library, top self functions."""
     buckets: Counter[str] = Counter()
     selfs: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
-    total = 0
+    total = waiting = 0
     for line in raw.splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -392,6 +440,9 @@ def where_the_time_goes(raw: str, top: int = 15) -> str:
         frames = stack.split(";")
         if frames and frames[0].startswith("process "):
             frames = frames[1:]
+        if not frames or any(needle in frames[-1] for needle in WAITING):
+            waiting += count
+            continue
         total += count
         selfs[frames[-1]] += count
         for name in {frame for frame in frames if "idp/" in frame}:
@@ -404,7 +455,10 @@ def where_the_time_goes(raw: str, top: int = 15) -> str:
             buckets["other (threads, sockets, interpreter)"] += count
     if not total:
         return "  (no samples)"
-    lines = [f"  {total} samples; by part (innermost library in the stack):"]
+    lines = [
+        f"  {total} samples on CPU ({waiting} waiting dropped); by part (innermost library in "
+        "the stack):"
+    ]
     lines += [f"    {100 * n / total:5.1f}%  {name}" for name, n in buckets.most_common()]
     lines.append("  top functions by own time:")
     lines += [f"    {100 * n / total:5.1f}%  {name}" for name, n in selfs.most_common(top)]
@@ -431,13 +485,13 @@ def report(runs: list[Run], levels: list[int]) -> str:
 
     out = [
         "| conc | server | flows/s | server CPU ms/flow | + storage | token p50 ms | "
-        "token p99 ms | discovery req/s | JWKS req/s | errors |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "token p99 ms | discovery req/s | CPU µs/req | JWKS req/s | CPU µs/req | errors |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     ratios = [
         "| conc | flows/s | server CPU ms/flow | + storage | token p50 | token p99 | "
-        "discovery req/s | JWKS req/s |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "discovery req/s | CPU/req | JWKS req/s | CPU/req |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for level in levels:
         figures = {}
@@ -450,13 +504,15 @@ def report(runs: list[Run], levels: list[int]) -> str:
                 "p99": avg(server, level, lambda r: r["token_p99_ms"]),
                 "disc": avg(server, level, lambda r: r["discovery_rps"]),
                 "jwks": avg(server, level, lambda r: r["jwks_rps"]),
+                "disc_cpu": avg(server, level, lambda r: r["discovery_cpu_us"]),
+                "jwks_cpu": avg(server, level, lambda r: r["jwks_cpu_us"]),
                 "errors": sum(sum(r["errors"].values()) for r in by[(server, level)]),
             }
             figures[server] = f
             out.append(
                 f"| {level} | {server} | {f['rate']:.1f} | {f['cpu']:.1f} | {f['all']:.1f} | "
-                f"{f['p50']:.1f} | {f['p99']:.1f} | {f['disc']:.0f} | {f['jwks']:.0f} | "
-                f"{f['errors']} |"
+                f"{f['p50']:.1f} | {f['p99']:.1f} | {f['disc']:.0f} | {f['disc_cpu']:.0f} | "
+                f"{f['jwks']:.0f} | {f['jwks_cpu']:.0f} | {f['errors']} |"
             )
         us, peer = figures["myna-idp"], figures["node-oidc-provider"]
 
@@ -465,7 +521,8 @@ def report(runs: list[Run], levels: list[int]) -> str:
 
         ratios.append(
             f"| {level} | {ratio('rate')} | {ratio('cpu')} | {ratio('all')} | {ratio('p50')} | "
-            f"{ratio('p99')} | {ratio('disc')} | {ratio('jwks')} |"
+            f"{ratio('p99')} | {ratio('disc')} | {ratio('disc_cpu')} | {ratio('jwks')} | "
+            f"{ratio('jwks_cpu')} |"
         )
     steps = ["", "Per-step latency p50 (ms) at concurrency 1, mean of the rounds:", ""]
     for server, names in (("node-oidc-provider", PEER_STEPS), ("myna-idp", None)):

@@ -152,8 +152,10 @@ def cpu_seconds(pid: int, *, reaped: bool = False) -> float:
     """User + system time of ``pid`` (all its threads); with ``reaped``, also what its
     waited-for children had used (``cutime`` + ``cstime``)."""
     fields = _stat(pid)
-    if fields is None:
-        return 0.0
+    return 0.0 if fields is None else _seconds(fields, reaped)
+
+
+def _seconds(fields: list[str], reaped: bool) -> float:
     # after the name: state=0, ... utime=11, stime=12, cutime=13, cstime=14
     ticks = int(fields[11]) + int(fields[12])
     if reaped:
@@ -167,7 +169,8 @@ class CpuMeter:
     ``roots``: processes whose whole tree counts (a gunicorn master and its workers; a worker
     that exits is counted through the master's ``cutime``). ``extra``: a callable giving more
     pids at each reading (e.g. the PostgreSQL backends of the server's database); those are
-    counted per pid, from 0 for a pid not seen at the first reading.
+    counted per pid, from 0 for a pid not seen at the first reading, up to their last reading
+    (:meth:`sample`: a process that lives between two readings is not seen at all).
     """
 
     def __init__(
@@ -176,25 +179,32 @@ class CpuMeter:
         self.roots = list(roots)
         self.extra = extra
         self._start: dict[int, float] = {}
+        self._last: dict[int, float] = {}
 
     def _read(self) -> dict[int, float]:
         seen: dict[int, float] = {}
-        for root in self.roots:
-            for pid in process_tree(root):
-                seen[pid] = cpu_seconds(pid, reaped=pid == root)
+        pids = [(pid, pid == root) for root in self.roots for pid in process_tree(root)]
         if self.extra is not None:
-            for pid in self.extra():
-                seen.setdefault(pid, cpu_seconds(pid))
+            pids += [(pid, False) for pid in self.extra()]
+        for pid, reaped in pids:
+            fields = _stat(pid)
+            if fields is not None:  # a process gone meanwhile keeps its last reading
+                seen.setdefault(pid, _seconds(fields, reaped))
         return seen
 
     def start(self) -> None:
         self._start = self._read()
+        self._last = dict(self._start)
+
+    def sample(self) -> None:
+        """Note the processes alive now, so that one that exits before :meth:`used` still
+        counts what it had used when last seen (call it often for short-lived processes)."""
+        self._last.update(self._read())
 
     def used(self) -> float:
-        """Seconds since :meth:`start` (processes that vanished meanwhile count their start)."""
-        now = self._read()
-        return sum(now.get(pid, self._start.get(pid, 0.0)) - self._start.get(pid, 0.0)
-                   for pid in set(now) | set(self._start))  # fmt: skip
+        """Seconds since :meth:`start`; a process that exited counts its last reading."""
+        self.sample()
+        return sum(value - self._start.get(pid, 0.0) for pid, value in self._last.items())
 
 
 def postgres_backends(database_url: str, database: str) -> Callable[[], list[int]]:
@@ -215,6 +225,21 @@ def postgres_backends(database_url: str, database: str) -> Callable[[], list[int
             return [int(row[0]) for row in rows]
 
     return pids
+
+
+def postgres_sessions(database_url: str, database: str) -> Callable[[], int]:
+    """A callable giving how many sessions (connections) ``database`` has had since the
+    statistics were reset (``pg_stat_database.sessions``, PostgreSQL 14+)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+
+    def sessions() -> int:
+        with engine.connect() as connection:
+            query = text("SELECT sessions FROM pg_stat_database WHERE datname = :d")
+            return int(connection.execute(query, {"d": database}).scalar_one())
+
+    return sessions
 
 
 # -- servers -----------------------------------------------------------------------------------
