@@ -780,6 +780,19 @@ def _(h: Harness) -> tuple[Any, str | None]:
 
 
 @case(
+    "client-auth-two-methods",
+    "client auth",
+    "HTTP Basic credentials and a client assertion in one request",
+    "invalid_request",
+    "json",
+)
+def _(h: Harness) -> tuple[Any, str | None]:
+    code, verifier = h.code()
+    basic = base64.b64encode(f"{h.rp.client_id}:x".encode()).decode()
+    return plain(h.token(code, verifier, headers={"Authorization": f"Basic {basic}"}))
+
+
+@case(
     "assertion-alg-none",
     "alg confusion",
     "client assertion with alg none",
