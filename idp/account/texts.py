@@ -55,6 +55,12 @@ MESSAGES: Final[dict[str, str]] = {
     "status_cancelled": N_("This sign-in was cancelled."),
     "status_failed": N_("The card could not be verified."),
     "status_expired": N_("Time is up. Please start the sign-in again."),
+    "expires_note": N_("This page expires in %(minutes)s minutes."),
+    "extended": N_("The time was extended: you have %(minutes)s more minutes."),
+    "extend_limit": N_("The time cannot be extended any more. Start the sign-in again if needed."),
+    "extend_warning": N_(
+        "Less than a minute is left. To keep this page open, press “Give me more time”."
+    ),
     "item_name": N_("Name"),
     "item_address": N_("Address"),
     "item_birthdate": N_("Date of birth"),

@@ -14,6 +14,9 @@
 - ``GET /login/<id>/continue``: after the card was verified, the consent page (or straight back
   to the relying party when the remembered consent covers the request).
 - ``POST /login/<id>/consent`` (approve / deny), ``/cancel``, ``/retry``: CSRF-protected forms.
+- ``POST /login/<id>/extend``: more time for the resident (WCAG 2.2.1; bounded, see
+  :meth:`idp.handoff.transaction.TransactionStore.extend`). JSON for ``login.js`` (which
+  announces the coming expiry a minute ahead), or back to the login page for a plain form post.
 
 Every ``/login`` route answers only the browser holding the binding cookie of that transaction
 (403 otherwise). Creating a transaction is rate limited per client and per address
@@ -54,8 +57,10 @@ from idp.handoff.qr_image import qr_svg
 from idp.handoff.ratelimit import RateLimitedError, check_login_creation
 from idp.handoff.transaction import (
     FINAL_STATES,
+    MAX_EXTENSIONS,
     MAX_RETRIES,
     BrowserBinding,
+    ExtensionRefusedError,
     LoginTransaction,
     TransactionConflictError,
     TxState,
@@ -361,7 +366,11 @@ def login_page(transaction_id: str) -> Response:
         continue_url=url_for("handoff.continue_login", transaction_id=transaction.id, lang=locale),
         csrf=binding.csrf_token(transaction, get_settings().secret_key),
         poll_ms=POLL_INTERVAL_MS,
-        minutes=max(1, (transaction.expires_at - int(now) + 59) // 60),
+        minutes=_minutes(transaction.expires_at - int(now)),
+        expires_in=max(0, transaction.expires_at - int(now)),
+        can_extend=transaction.extensions < MAX_EXTENSIONS,
+        extensions_left=MAX_EXTENSIONS - transaction.extensions,
+        extend_url=url_for("handoff.extend", transaction_id=transaction.id, lang=locale),
     )
 
 
@@ -605,6 +614,54 @@ def retry(transaction_id: str) -> Response:
         retries=transaction.retries + 1,
     )
     return redirect(url_for("handoff.login_page", transaction_id=fresh.id), 303)
+
+
+@bp.post("/login/<transaction_id>/extend")
+def extend(transaction_id: str) -> Response:
+    """Extend the login: JSON ``{expires_in, extensions_left, message, note}`` for ``login.js``
+    (``Accept: application/json``), a 303 back to the login page for a plain form post.
+    Refusals: 403 (not this browser), 400 (CSRF), 410 (expired), 409 (``limit`` /
+    ``finished``), each with a ``message`` to show."""
+    wants_json = request.accept_mimetypes.best == "application/json"
+    try:
+        transaction, binding = _owned(transaction_id)
+        _check_csrf(transaction, binding)
+    except _PageError as error:
+        if not wants_json:
+            raise
+        return _extend_refusal(error.key, error.status, error.locale)
+    locale = _locale(transaction)
+    now = time.time()
+    try:
+        extended = transactions().extend(transaction, now)
+    except ExtensionRefusedError as refused:
+        status_code = 410 if refused.reason == "expired" else 409
+        key = {"expired": "status_expired", "finished": _status_key(transaction.status(now))}
+        message_key = key.get(refused.reason, "extend_limit")
+        if not wants_json:
+            return _message_page(transaction, binding, message_key, locale, status=status_code)
+        return _extend_refusal(message_key, status_code, locale, refused.reason)
+    log.info("login %s extended (%d)", extended.id[:8], extended.extensions)
+    if not wants_json:
+        return redirect(url_for("handoff.login_page", transaction_id=extended.id, lang=locale), 303)
+    expires_in = max(0, extended.expires_at - int(now))
+    document = {
+        "expires_in": expires_in,
+        "extensions_left": MAX_EXTENSIONS - extended.extensions,
+        "message": text(locale, "extended", minutes=_minutes(expires_in)),
+        "note": text(locale, "expires_note", minutes=_minutes(expires_in)),
+    }
+    return _no_store(Response(json.dumps(document), mimetype="application/json"))
+
+
+def _minutes(seconds: int) -> int:
+    return max(1, (seconds + 59) // 60)
+
+
+def _extend_refusal(key: str, status_code: int, locale: str, reason: str | None = None) -> Response:
+    codes = {403: "forbidden", 400: "csrf_failed", 410: "expired"}
+    body = {"error": reason or codes.get(status_code, "refused"), "message": text(locale, key)}
+    return _no_store(Response(json.dumps(body), status=status_code, mimetype="application/json"))
 
 
 # -- errors and headers -------------------------------------------------------------------------

@@ -19,6 +19,10 @@ States::
     any open state --bad card response--> failed;  --browser cancels--> cancelled
     past expires_at: expired (computed; the record lingers GRACE seconds to say so)
 
+The resident may extend a login that is still open (WCAG 2.2.1, timing adjustable):
+:meth:`TransactionStore.extend` moves ``expires_at`` to ``now + ttl``, at most
+:data:`MAX_EXTENSIONS` times and never past ``created_at +`` :data:`MAX_LIFETIME` seconds.
+
 Each round's nonce is also stored under its own key and taken with ``GETDEL`` when the device
 answers, so a response can be verified at most once (a replay finds no nonce). Updates are
 compare-and-set on a ``version`` field (one Lua script), so the device and the browser cannot
@@ -56,7 +60,10 @@ from idp.storage.ephemeral import EphemeralStore, StoreUnavailableError
 
 __all__ = [
     "GRACE_SECONDS",
+    "MAX_EXTENSIONS",
+    "MAX_LIFETIME",
     "BrowserBinding",
+    "ExtensionRefusedError",
     "LoginTransaction",
     "TransactionConflictError",
     "TransactionStore",
@@ -74,6 +81,9 @@ GRACE_SECONDS: Final = 120
 ID_BYTES: Final = 32
 BROWSER_KEY_BYTES: Final = 32
 MAX_RETRIES: Final = 3
+#: How often one login may be extended, and the absolute limit on its life (seconds).
+MAX_EXTENSIONS: Final = 3
+MAX_LIFETIME: Final = 20 * 60
 
 _CAS: Final = """
 local current = redis.call('GET', KEYS[1])
@@ -109,6 +119,15 @@ FINAL_STATES: Final = frozenset(
 
 class TransactionConflictError(Exception):
     """Someone else changed the transaction between our read and our write."""
+
+
+class ExtensionRefusedError(Exception):
+    """The login cannot be extended: ``reason`` is ``expired``, ``finished`` (a final state)
+    or ``limit`` (extended too often, or at the absolute limit already)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def events_channel(transaction_id: str) -> str:
@@ -189,6 +208,8 @@ class LoginTransaction:
     #: The signing round (flow E): ``sign_transaction_id``, ``text``, ``digest`` (base64url)
     #: and ``to_be_signed`` (base64 DER of the CMS signed attributes).
     sign: dict[str, str] | None = None
+    #: How often the resident extended the login (:meth:`TransactionStore.extend`).
+    extensions: int = 0
 
     @property
     def qr_key(self) -> bytes:
@@ -397,6 +418,50 @@ class TransactionStore:
                     return None
                 transaction = fresh
         raise TransactionConflictError(transaction.id)
+
+    def extend(self, transaction: LoginTransaction, now: float | None = None) -> LoginTransaction:
+        """Give the resident ``ttl`` more seconds from now (bounded, see the module docstring).
+
+        Raises :class:`ExtensionRefusedError`. The device's keys (handoff, QR, the open
+        round's nonce) live as long as the record."""
+        moment = time.time() if now is None else now
+        for _ in range(10):
+            state = transaction.status(moment)
+            if state is TxState.EXPIRED:
+                raise ExtensionRefusedError("expired")
+            if state in FINAL_STATES:
+                raise ExtensionRefusedError("finished")
+            new_expiry = min(int(moment) + self.ttl, transaction.created_at + MAX_LIFETIME)
+            if transaction.extensions >= MAX_EXTENSIONS:
+                raise ExtensionRefusedError("limit")
+            if new_expiry <= transaction.expires_at:
+                if transaction.expires_at >= transaction.created_at + MAX_LIFETIME:
+                    raise ExtensionRefusedError("limit")
+                return transaction  # as much time as an extension gives: nothing to do
+            try:
+                updated = self.update(
+                    transaction, expires_at=new_expiry, extensions=transaction.extensions + 1
+                )
+            except TransactionConflictError:
+                fresh = self.get(transaction.id)
+                if fresh is None:
+                    raise ExtensionRefusedError("expired") from None
+                transaction = fresh
+                continue
+            keep = max(1, new_expiry + GRACE_SECONDS - int(moment))
+            self._store.put(self._handoff(updated.handoff_id), updated.id, ttl=keep)
+            self._store.put(self._qr(updated.qr_token), updated.id, ttl=keep)
+            if TxState(updated.state) in DEVICE_STATES:
+                self._extend_key(self._nonce(updated.id), max(1, new_expiry - int(moment)))
+            return updated
+        raise TransactionConflictError(transaction.id)
+
+    def _extend_key(self, name: str, ttl: int) -> None:
+        """A new TTL for ``name`` if it still exists (a used nonce stays used)."""
+        try:
+            self._store.client.expire(self._store.key(name), ttl)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailableError(f"Redis failed: {type(exc).__name__}") from exc
 
     def take_nonce(self, transaction: LoginTransaction) -> str | None:
         """The current round's nonce, removed (``GETDEL``): None if already used or expired."""

@@ -182,6 +182,65 @@
     });
   }
 
+  // -- more time (WCAG 2.2.1): a minute before the login expires the warning is announced
+  // (aria-live); "Give me more time" extends it on the server without leaving the page.
+  var extendForm = document.getElementById("extend-form");
+  if (extendForm) {
+    var extendMessage = document.getElementById("extend-message");
+    var extendButton = document.getElementById("extend-button");
+    var expiresNote = document.getElementById("expires-note");
+    var extendHint = document.getElementById("extend-hint");
+    var warnSeconds = parseInt(extendForm.getAttribute("data-warn-seconds"), 10) || 60;
+    var deadline = Date.now() + (parseInt(extendForm.getAttribute("data-expires-in"), 10) || 0) * 1000;
+    var warned = false;
+    var say = function (message) {
+      if (extendMessage && message) { extendMessage.textContent = message; }
+    };
+    var watchClock = function () {
+      if (done) { return; }
+      var left = (deadline - Date.now()) / 1000;
+      if (!warned && left <= warnSeconds) {
+        warned = true;
+        extendForm.classList.add("urgent");
+        say(extendForm.getAttribute("data-warning"));
+      }
+      window.setTimeout(watchClock, 1000);
+    };
+    extendForm.addEventListener("submit", function (event) {
+      if (!window.fetch || !window.FormData) { return; }  // the plain form post works too
+      event.preventDefault();
+      if (extendButton) { extendButton.disabled = true; }
+      fetch(extendForm.getAttribute("action"), {
+        method: "POST", credentials: "same-origin", cache: "no-store",
+        headers: { "Accept": "application/json" }, body: new FormData(extendForm)
+      })
+        .then(function (response) {
+          return response.json().then(function (body) { return { status: response.status, body: body }; });
+        })
+        .then(function (answer) {
+          var body = answer.body || {};
+          if (answer.status === 200) {
+            deadline = Date.now() + body.expires_in * 1000;
+            warned = false;
+            extendForm.classList.remove("urgent");
+            if (expiresNote && body.note) { expiresNote.textContent = body.note; }
+            if (extendHint) { extendHint.hidden = true; }
+            say(body.message);
+            if (extendButton) { extendButton.disabled = false; extendButton.hidden = body.extensions_left <= 0; }
+            return;
+          }
+          say(body.message);
+          if (extendButton) { extendButton.hidden = true; }
+          if (answer.status === 410) { startPolling(); }
+        })
+        .catch(function () {
+          if (extendButton) { extendButton.disabled = false; }
+          say(unavailable);
+        });
+    });
+    watchClock();
+  }
+
   if (state !== "created") { hideQr(); }
   listen();
   window.setTimeout(refreshQr, qrInterval);
