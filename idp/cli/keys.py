@@ -54,7 +54,13 @@ def keys_list() -> None:
     help="Promote the next key even if published for less than IDP_KEY_PREPUBLISH_SECONDS "
     "(after a key compromise: relying parties with an old JWKS cache refetch on the new kid).",
 )
-def keys_rotate(algs: tuple[str, ...], if_due: bool, force: bool) -> None:
+@click.option(
+    "--compromised",
+    is_flag=True,
+    help="The active key leaked: promote the next key now and unpublish the old one at once "
+    "(its tokens stop verifying; relying parties must log residents in again).",
+)
+def keys_rotate(algs: tuple[str, ...], if_due: bool, force: bool, compromised: bool) -> None:
     """Promote the next key to active, retire the active one once its tokens have expired,
     and publish a new next key."""
     from idp.extensions import get_settings
@@ -65,8 +71,8 @@ def keys_rotate(algs: tuple[str, ...], if_due: bool, force: bool) -> None:
         rotate_signing_key,
     )
 
-    if if_due and force:
-        raise click.UsageError("--if-due and --force exclude each other")
+    if if_due and (force or compromised):
+        raise click.UsageError("--if-due excludes --force and --compromised")
     with app_context():
         settings = get_settings()
         for alg in algs or algorithms_in_use(settings):
@@ -74,17 +80,17 @@ def keys_rotate(algs: tuple[str, ...], if_due: bool, force: bool) -> None:
                 if if_due:
                     result = rotate_if_due(alg, settings)
                 else:
-                    result = rotate_signing_key(alg, settings, force=force)
+                    result = rotate_signing_key(alg, settings, force=force, compromised=compromised)
             except RotationRefusedError as exc:
                 raise click.ClickException(str(exc)) from exc
             if not result.rotated:
                 click.echo(f"{alg}: not due; {result.active_kid} signs, next {result.next_kid}")
                 continue
-            retiring = (
-                f"; {result.retiring_kid} verifies until {_time(result.retires_at)}"
-                if result.retiring_kid
-                else ""
-            )
+            retiring = ""
+            if result.retiring_kid and compromised:
+                retiring = f"; {result.retiring_kid} retired and unpublished"
+            elif result.retiring_kid:
+                retiring = f"; {result.retiring_kid} verifies until {_time(result.retires_at)}"
             click.echo(
                 f"{alg}: {result.active_kid} signs now{retiring}; next {result.next_kid} published"
             )

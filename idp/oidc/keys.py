@@ -275,7 +275,14 @@ Mode = Literal["always", "if_due", "never"]
 
 
 def _maintain(
-    session: Session, alg: str, settings: Settings, mode: Mode, *, force: bool, now: datetime
+    session: Session,
+    alg: str,
+    settings: Settings,
+    mode: Mode,
+    *,
+    force: bool,
+    now: datetime,
+    retire_now: bool = False,
 ) -> RotationResult:
     """One algorithm's keys brought into shape inside ``session`` (lock held)."""
     rows = list_signing_keys(alg, session=session)
@@ -314,6 +321,9 @@ def _maintain(
             retiring = active
             retiring.state = KeyState.RETIRING.value
             retiring.retires_at = now + retire_delay(settings)
+            if retire_now:  # compromised: out of the JWKS at once, its tokens stop verifying
+                retiring.state, retiring.retires_at = KeyState.RETIRED.value, now
+                retiring.private_key_pem = ""
             session.flush()  # one active key per algorithm: demote before promoting
             active, upcoming = upcoming, None
             active.state, active.activates_at = KeyState.ACTIVE.value, now
@@ -334,29 +344,53 @@ def _maintain(
     )
 
 
-def _run(alg: str, settings: Settings, mode: Mode, *, force: bool, now: datetime | None) -> Any:
+def _run(
+    alg: str,
+    settings: Settings,
+    mode: Mode,
+    *,
+    force: bool,
+    now: datetime | None,
+    retire_now: bool = False,
+) -> Any:
     if alg not in ID_TOKEN_ALGS:
         raise ValueError(f"unsupported signing algorithm {alg!r}")
     for attempt in range(3):
         try:
             with key_maintenance() as session:
-                return _maintain(session, alg, settings, mode, force=force, now=now or utcnow())
+                return _maintain(
+                    session,
+                    alg,
+                    settings,
+                    mode,
+                    force=force,
+                    now=now or utcnow(),
+                    retire_now=retire_now,
+                )
         except IntegrityError:
             # SQLite only (PostgreSQL waits on the lock): another process changed the keys at
             # the same moment; its result stands, ours is rolled back. Look again.
             if attempt == 2:
                 raise
-            mode, force = ("never", False)
+            mode, force, retire_now = "never", False, False
     raise AssertionError("unreachable")
 
 
 def rotate_signing_key(
-    alg: str, settings: Settings, *, force: bool = False, now: datetime | None = None
+    alg: str,
+    settings: Settings,
+    *,
+    force: bool = False,
+    compromised: bool = False,
+    now: datetime | None = None,
 ) -> RotationResult:
     """Promote ``alg``'s next key to active (refused, :class:`RotationRefusedError`, while it
     has been published for less than the pre-publication time, unless ``force``), retire the
-    active one after :func:`retire_delay`, and publish a new next key."""
-    result = _run(alg, settings, "always", force=force, now=now)
+    active one after :func:`retire_delay` (at once if ``compromised``, which implies
+    ``force``), and publish a new next key."""
+    result = _run(
+        alg, settings, "always", force=force or compromised, now=now, retire_now=compromised
+    )
     assert isinstance(result, RotationResult)
     return result
 

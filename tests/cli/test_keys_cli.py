@@ -90,6 +90,14 @@ def test_rotate_creates_the_first_keys_then_waits_for_pre_publication(run: Run) 
     assert after["retiring"]["retire-after"] != "-"
     assert f"{keys['active']['kid']} verifies until" in forced.output
 
+    leaked = run("keys", "rotate", "--compromised")
+    assert leaked.exit_code == 0, leaked.output
+    assert f"{after['active']['kid']} retired and unpublished" in leaked.output
+    final = {key["kid"]: key["state"] for key in listing(run)}
+    assert final[after["active"]["kid"]] == "retired"
+    assert final[after["next"]["kid"]] == "active"
+    assert final[after["retiring"]["kid"]] == "retiring"
+
 
 def test_rotate_if_due_for_a_timer(run: Run, app: Flask) -> None:
     assert run("keys", "rotate").exit_code == 0

@@ -379,3 +379,20 @@ def same_database(db_url: str, redis_url: str) -> Iterator[Callable[..., Flask]]
     yield build
     for application in apps:
         close_connections(application)
+
+
+def test_a_compromised_key_leaves_the_jwks_at_once(
+    app: Flask, rp: RelyingParty, login: CapturingLogin, resident_id: str
+) -> None:
+    leaked_token = id_token(rp, login, resident_id)
+    with app.app_context():
+        leaked, upcoming = kid_in(KeyState.ACTIVE), kid_in(KeyState.NEXT)
+        result = rotate_signing_key("ES256", get_settings(), compromised=True)
+    assert result.active_kid == upcoming
+    assert leaked not in published(rp)
+    with pytest.raises(InvalidKeyIdError):
+        jwt.decode(leaked_token, jwks(rp))
+    assert jwt.decode(id_token(rp, login, resident_id), jwks(rp)).header["kid"] == upcoming
+    with app.app_context():
+        row = db.session.get(SigningKey, leaked)
+        assert row is not None and row.state == "retired" and row.private_key_pem == ""
