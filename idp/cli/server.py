@@ -102,6 +102,33 @@ def clients() -> None:
     "--backchannel-logout-session-required/--no-backchannel-logout-session-required",
     default=False,
 )
+@click.option(
+    "--profile",
+    type=click.Choice(["fapi2"]),
+    default=None,
+    help="FAPI 2.0 security profile: PAR, PKCE, private_key_jwt, DPoP, short codes.",
+)
+@click.option(
+    "--require-par/--no-require-par",
+    default=False,
+    help="Only pushed authorization requests (RFC 9126).",
+)
+@click.option(
+    "--require-signed-request-object/--no-require-signed-request-object",
+    default=False,
+    help="Only signed request objects (RFC 9101).",
+)
+@click.option(
+    "--dpop/--no-dpop",
+    "dpop_bound",
+    default=False,
+    help="DPoP-bound access tokens only (RFC 9449).",
+)
+@click.option(
+    "--resource-server/--no-resource-server",
+    default=False,
+    help="May call the introspection endpoint (RFC 7662).",
+)
 def clients_add(
     name: str,
     name_en: str | None,
@@ -117,6 +144,11 @@ def clients_add(
     post_logout_redirect_uris: tuple[str, ...],
     backchannel_logout_uri: str | None,
     backchannel_logout_session_required: bool,
+    profile: str | None,
+    require_par: bool,
+    require_signed_request_object: bool,
+    dpop_bound: bool,
+    resource_server: bool,
 ) -> None:
     """Register a relying party; prints its client id (and secret, once)."""
     from idp.oidc.clients import ClientRegistrationError, new_client
@@ -145,6 +177,11 @@ def clients_add(
                 post_logout_redirect_uris=post_logout_redirect_uris,
                 backchannel_logout_uri=backchannel_logout_uri,
                 backchannel_logout_session_required=backchannel_logout_session_required,
+                profile=profile,
+                require_pushed_authorization_requests=require_par,
+                require_signed_request_object=require_signed_request_object,
+                dpop_bound_access_tokens=dpop_bound,
+                resource_server=resource_server,
             )
         except ClientRegistrationError as exc:
             raise click.ClickException(str(exc)) from exc
@@ -164,9 +201,21 @@ def clients_list() -> None:
     with app_context():
         for client in list_clients():
             uris = " ".join(client.redirect_uris)
+            settings = [
+                label
+                for label, on in (
+                    (client.profile or "", bool(client.profile)),
+                    ("par", client.require_pushed_authorization_requests),
+                    ("signed-request-object", client.require_signed_request_object),
+                    ("dpop", client.dpop_bound_access_tokens),
+                    ("resource-server", client.resource_server),
+                )
+                if on
+            ]
             click.echo(
                 f"{client.client_id}\t{client.token_endpoint_auth_method}\t"
-                f"{client.id_token_signed_response_alg}\t{client.name}\t{uris}"
+                f"{client.id_token_signed_response_alg}\t{client.name}\t{uris}\t"
+                f"{','.join(settings) or '-'}"
             )
 
 

@@ -172,3 +172,86 @@ def test_commands_refuse_to_run_without_configuration(monkeypatch: pytest.Monkey
     result = CliRunner().invoke(main, ["clients", "list"])
     assert result.exit_code == 1
     assert "IDP_ISSUER" in result.output
+
+
+def test_fapi2_and_protocol_settings(run, app: Flask, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """--profile fapi2, PAR / signed request objects / DPoP required, resource servers."""
+    jwks_file = tmp_path / "rp.jwks.json"
+    jwks_file.write_text(
+        json.dumps(KeySet([ECKey.generate_key("P-256", private=True)]).as_dict(private=False))
+    )
+    base = ["clients", "add", "--redirect-uri", "https://rp.example.jp/cb"]
+    jwt_client = ["--auth-method", "private_key_jwt", "--jwks-file", str(jwks_file)]
+
+    fapi = run(*base, *jwt_client, "--name", "FAPI", "--client-id", "fapi", "--profile", "fapi2")
+    assert fapi.exit_code == 0, fapi.output
+    flags = run(
+        *base,
+        *jwt_client,
+        "--name",
+        "flags",
+        "--client-id",
+        "flags",
+        "--require-par",
+        "--require-signed-request-object",
+        "--dpop",
+    )
+    assert flags.exit_code == 0, flags.output
+    by_uri = run(
+        *base,
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks-uri",
+        "https://rp.example.jp/jwks.json",
+        "--name",
+        "by-uri",
+        "--client-id",
+        "by-uri",
+    )
+    assert by_uri.exit_code == 0, by_uri.output
+    rs = run(
+        *base,
+        "--auth-method",
+        "client_secret_basic",
+        "--name",
+        "API",
+        "--client-id",
+        "api",
+        "--resource-server",
+    )
+    assert rs.exit_code == 0, rs.output
+
+    with app.app_context():
+        stored = {cid: get_client(cid) for cid in ("fapi", "flags", "by-uri", "api")}
+    fapi_row, flags_row, uri_row, api_row = stored.values()
+    assert fapi_row is not None and fapi_row.profile == "fapi2"
+    assert flags_row is not None and flags_row.profile is None
+    assert flags_row.require_pushed_authorization_requests
+    assert flags_row.require_signed_request_object and flags_row.dpop_bound_access_tokens
+    assert uri_row is not None and uri_row.jwks_uri == "https://rp.example.jp/jwks.json"
+    assert uri_row.jwks is None and not uri_row.require_pushed_authorization_requests
+    assert api_row is not None and api_row.resource_server and not api_row.dpop_bound_access_tokens
+
+    listing = run("clients", "list").output.splitlines()
+    settings = {line.split("\t")[0]: line.split("\t")[-1] for line in listing}
+    assert settings == {
+        "fapi": "fapi2",
+        "flags": "par,signed-request-object,dpop",
+        "by-uri": "-",
+        "api": "resource-server",
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--auth-method", "client_secret_basic", "--profile", "fapi2"], "private_key_jwt"),
+        (["--auth-method", "none", "--profile", "fapi1"], "fapi1"),
+    ],
+)
+def test_fapi2_needs_private_key_jwt(run, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    result = run(
+        "clients", "add", "--name", "x", "--redirect-uri", "https://rp.example.jp/cb", *args
+    )
+    assert result.exit_code != 0
+    assert message in result.output
