@@ -13,7 +13,18 @@ RP_EXPECTED_ACR    the ``acr`` the ID token must carry (default: the provider's 
 RP_FORMS_DB        the forms tool's SQLite file (default ``var/forms.sqlite3``)
 RP_SIGN_CA_FILE    the JPKI signature CA (PEM) that signer certificates must chain to; without
                    it the forms tool cannot accept signed submissions
+RP_POST_LOGOUT_REDIRECT_URI
+                   where the provider sends the browser after "sign out" (registered at the
+                   provider as a post-logout redirect URI; default ``<RP origin>/signed-out``)
 =================  ==========================================================================
+
+Sign-out is RP-initiated logout: the local login ends and the browser goes to the provider's
+``end_session_endpoint`` with the ID token as ``id_token_hint``, ``client_id``, the
+post-logout redirect URI and a ``state`` checked on return. The provider signs the resident
+out and tells every other service of that session by back-channel logout; this RP receives
+those at ``POST /backchannel-logout`` (register that URL as its ``backchannel_logout_uri``),
+validates the logout token (:mod:`relying_party_demo.backchannel`) and ends the local login
+whose ``sid`` it names.
 
 The forms tool (``/forms``, ``/staff``: :mod:`relying_party_demo.forms_views`, docs/forms.md)
 lives in the same app and uses the same login.
@@ -31,6 +42,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
@@ -41,6 +53,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
 from relying_party_demo import form_texts, forms_views
+from relying_party_demo.backchannel import EndedSessions, LogoutTokenError, validate
 from relying_party_demo.sign_api import SignApi
 
 __all__ = ["DEFAULT_ACR", "DEFAULT_SCOPE", "create_app"]
@@ -109,6 +122,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if missing:
         raise ConfigurationError("missing settings: " + ", ".join(f"RP_{n}" for n in missing))
     issuer = str(app.config["ISSUER"]).rstrip("/")
+    if not app.config.get("POST_LOGOUT_REDIRECT_URI"):
+        parts = urlsplit(str(app.config["REDIRECT_URI"]))
+        app.config["POST_LOGOUT_REDIRECT_URI"] = f"{parts.scheme}://{parts.netloc}/signed-out"
+    ended = EndedSessions()
+    app.extensions["rp.ended_sessions"] = ended
     app.config.update(
         ISSUER=issuer,
         SESSION_COOKIE_NAME="rp_session",
@@ -143,6 +161,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         sign_api=SignApi(issuer, str(app.config["CLIENT_ID"]), key, "ES256"),
         sign_ca=sign_ca,
     )
+
+    @app.before_request
+    def forget_ended_login() -> None:
+        """A login the provider ended (back-channel logout) is over here too."""
+        profile = session.get("profile")
+        if isinstance(profile, dict) and ended.ended(profile.get("sid")):
+            session.clear()
 
     @app.get("/")
     def index() -> str:
@@ -198,8 +223,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             "acr": id_token.get("acr"),
             "amr": list(id_token.get("amr") or []),
             "auth_time": id_token.get("auth_time"),
+            "sid": id_token.get("sid"),
             "claims": {k: v for k, v in userinfo.items() if k != "sub"},
         }
+        # Kept for RP-initiated logout (id_token_hint).
+        session["id_token"] = token.get("id_token")
         return redirect(session.pop("after_login", None) or url_for("profile"))
 
     def _signing_callback(signing: dict[str, Any]) -> Any:
@@ -244,8 +272,52 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     @app.post("/logout")
     def logout() -> Any:
+        """Sign out here, then at the provider (RP-initiated logout)."""
+        hint = session.get("id_token")
         session.clear()
+        end_session = client.load_server_metadata().get("end_session_endpoint")
+        if not end_session:
+            return redirect(url_for("index"))
+        state = secrets.token_urlsafe(16)
+        session["logout_state"] = state
+        params = {
+            "client_id": app.config["CLIENT_ID"],
+            "post_logout_redirect_uri": app.config["POST_LOGOUT_REDIRECT_URI"],
+            "state": state,
+        }
+        if isinstance(hint, str):
+            params["id_token_hint"] = hint
+        return redirect(f"{end_session}?{urlencode(params)}")
+
+    @app.get("/signed-out")
+    def signed_out() -> Any:
+        """Back from the provider's logout; ``state`` must be the one this browser sent."""
+        expected = session.pop("logout_state", None)
+        if expected is None or request.args.get("state") != expected:
+            return _failure("invalid_state", "the sign-out answer does not match", 400)
         return redirect(url_for("index"))
+
+    @app.post("/backchannel-logout")
+    def backchannel_logout() -> Response:
+        """The provider's logout token: validate it, end the login of its ``sid``."""
+        metadata = client.load_server_metadata()
+        try:
+            claims = validate(
+                request.form.get("logout_token"),
+                jwks=client.fetch_jwk_set(),
+                algorithms=metadata.get("id_token_signing_alg_values_supported") or ["ES256"],
+                issuer=issuer,
+                client_id=str(app.config["CLIENT_ID"]),
+                registry=ended,
+            )
+        except LogoutTokenError as exc:
+            body = json.dumps({"error": "invalid_request", "error_description": str(exc)})
+            response = Response(body, status=400, mimetype="application/json")
+        else:
+            ended.end(str(claims["sid"]))
+            response = Response("", status=200)
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     def _failure(code: str, description: str | None, status: int) -> Response:
         body = render_template("rp/error.html", code=code, description=description or "")
