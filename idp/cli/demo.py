@@ -152,9 +152,13 @@ def _seed(app: Flask, pki: TestPki, jwks: dict[str, Any], rp_url: str) -> None:
     with app.app_context():
         upgrade(directory=str(MIGRATIONS_DIR))
         redirect_uri = f"{rp_url}/callback"
+        signed_out = f"{rp_url}/signed-out"
+        backchannel = f"{rp_url}/backchannel-logout"
         existing = get_client(DEMO_CLIENT_ID)
         if existing is not None and (
             existing.redirect_uris != [redirect_uri]
+            or existing.post_logout_redirect_uris != [signed_out]
+            or existing.backchannel_logout_uri != backchannel
             or existing.jwks != jwks
             or set(existing.allowed_scopes) != set(DEMO_SCOPES)
         ):
@@ -169,6 +173,9 @@ def _seed(app: Flask, pki: TestPki, jwks: dict[str, Any], rp_url: str) -> None:
                 jwks=jwks,
                 scopes=DEMO_SCOPES,
                 client_id=DEMO_CLIENT_ID,
+                post_logout_redirect_uris=[signed_out],
+                backchannel_logout_uri=backchannel,
+                backchannel_logout_session_required=True,
             )
             add_client(created.client)
         for key in PRE_ENROLLED:
