@@ -22,7 +22,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from authlib.oauth2.base import OAuth2Error
@@ -247,7 +247,8 @@ def begin_authorization() -> Response:
         return errors.error_page(
             "temporarily_unavailable", "No login method is configured.", status=503
         )
-    response = starter(ctx)
+    # The hint has done its work; the login transaction does not carry it.
+    response = starter(replace(ctx, id_token_hint=None))
     assert isinstance(response, Response)
     return response
 
