@@ -21,6 +21,7 @@ import time
 from typing import Any, cast
 
 import requests
+from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from flask import has_request_context, request
 from joserfc import jwt
@@ -109,6 +110,16 @@ def public_key_set(jwks: Any) -> KeySet:
         return KeySet.import_key_set(cast(KeySetSerialization, jwks))
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"unreadable JWK set: {type(exc).__name__}") from exc
+
+
+def client_secret_basic(query_client: Any, request: Any) -> Any:
+    """Authlib's ``client_secret_basic``, except that malformed credentials (``Basic`` with no
+    token, or a token that is not base64 of UTF-8) are ``invalid_client`` instead of an
+    unhandled ``ValueError`` (found by tests/oidc/test_fuzz.py)."""
+    try:
+        return authenticate_client_secret_basic(query_client, request)
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise oauth_error("invalid_client", "Malformed HTTP Basic credentials.") from exc
 
 
 class PrivateKeyJwtAuth(JWTBearerClientAssertion):

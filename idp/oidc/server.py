@@ -24,7 +24,7 @@ from idp.config import Settings
 from idp.extensions import get_store
 from idp.oidc import errors
 from idp.oidc.claims import offered_scopes
-from idp.oidc.client_auth import PrivateKeyJwtAuth
+from idp.oidc.client_auth import PrivateKeyJwtAuth, client_secret_basic
 from idp.oidc.clients import OAuthClient, load_client
 from idp.oidc.dpop import DPOP_ALGS, DPoPVerifier, current_proof
 from idp.oidc.grants import AuthorizationCodeRecord, CodeGrant, IdToken, TokenSubject
@@ -187,6 +187,7 @@ def build_server(app: Flask, settings: Settings) -> ProviderServer:
     server.register_grant(CodeGrant, [RequestChecks(), S256CodeChallenge(), id_token])
     server.register_grant(RefreshGrant, [id_token])
     server.register_client_auth_method("private_key_jwt", PrivateKeyJwtAuth(settings, get_store))
+    server.register_client_auth_method("client_secret_basic", client_secret_basic)
     server.register_extension(server.issuer)
     server.register_endpoint(build_userinfo_endpoint(settings, get_store, server.dpop))
     server.register_endpoint(TokenRevocation(server))
