@@ -741,6 +741,32 @@ def _(t: Target) -> Answer:
 
 
 @row(
+    "client-auth-basic-not-utf8",
+    "malformed input",
+    "HTTP Basic credentials that are not UTF-8",
+    "json invalid_client 401",
+    "json invalid_request 400",
+    "before the fix this was an unhandled ValueError here (found by fuzzing)",
+)
+def _(t: Target) -> Answer:
+    form = {"grant_type": "authorization_code", "code": "x", "redirect_uri": "https://x"}
+    return t.post("token", form, role=None, headers={"authorization": "Basic gA=="})
+
+
+@row(
+    "client-auth-basic-empty",
+    "malformed input",
+    "Authorization: Basic with nothing after it",
+    "json invalid_client 401",
+    "json invalid_request 400",
+    "before the fix this was an unhandled ValueError here (found by fuzzing)",
+)
+def _(t: Target) -> Answer:
+    form = {"grant_type": "authorization_code", "code": "x", "redirect_uri": "https://x"}
+    return t.post("token", form, role=None, headers={"authorization": "Basic "})
+
+
+@row(
     "client-assertion-alg-none",
     "alg confusion",
     "client assertion with alg none",

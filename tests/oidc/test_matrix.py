@@ -793,6 +793,33 @@ def _(h: Harness) -> tuple[Any, str | None]:
 
 
 @case(
+    "client-auth-basic-not-utf8",
+    "malformed input",
+    "HTTP Basic credentials that are not base64 of UTF-8",
+    "invalid_client",
+    "json",
+    401,
+)
+def _(h: Harness) -> tuple[Any, str | None]:
+    form = {"grant_type": "authorization_code", "code": "x"}
+    return plain(h.rp.http.post("/token", data=form, headers={"Authorization": "Basic gA=="}))
+
+
+@case(
+    "client-auth-basic-empty",
+    "malformed input",
+    "Authorization: Basic with nothing after it",
+    "invalid_client",
+    "json",
+    401,
+)
+def _(h: Harness) -> tuple[Any, str | None]:
+    return plain(
+        h.rp.http.post("/introspect", data={"token": "x"}, headers={"Authorization": "Basic "})
+    )
+
+
+@case(
     "assertion-alg-none",
     "alg confusion",
     "client assertion with alg none",
