@@ -70,6 +70,7 @@ from support import (
     Gunicorn,
     RedisServer,
     Server,
+    Session,
     Timings,
     card_login,
     free_port,
@@ -98,7 +99,7 @@ ACTION = re.compile(r'action="([^"]+)"')
 
 def peer_login(issuer: str, client: BenchClient, timings: Timings) -> None:
     """One complete login at node-oidc-provider with its development interactions."""
-    browser = requests.Session()
+    browser = Session()
     try:
         verifier, challenge = pkce()
         state = secrets.token_urlsafe(12)
@@ -323,7 +324,7 @@ def requests_per_second(url: str, concurrency: int, seconds: float) -> tuple[flo
 
     def worker() -> None:
         nonlocal count, failures
-        session = requests.Session()
+        session = Session()
         done = bad = 0
         while time.perf_counter() < until:
             if session.get(url, timeout=30).status_code == 200:
@@ -410,6 +411,18 @@ BUCKETS = (
 )
 
 
+# The view function of each step of the card login (py-spy frame prefixes).
+VIEWS = (
+    ("authorize", "authorize (idp/oidc/routes.py"),
+    ("login_page", "login_page (idp/handoff/pages.py"),
+    ("device_challenge", "get_challenge (idp/handoff/device_api.py"),
+    ("device_response", "post_response (idp/handoff/device_api.py"),
+    ("status", "status (idp/handoff/pages.py"),
+    ("continue", "continue_login (idp/handoff/pages.py"),
+    ("token", "token (idp/oidc/routes.py"),
+    ("userinfo", "userinfo (idp/oidc/routes.py"),
+)
+
 # Innermost frames of a thread that waits (py-spy does not always see it as idle): a socket, a
 # lock, epoll, the next request. Such samples are not CPU and are dropped.
 WAITING = (
@@ -429,6 +442,7 @@ WAITING = (
 def where_the_time_goes(raw: str, top: int = 15) -> str:
     """Summarize py-spy's raw (collapsed) stacks: buckets by library, top self functions."""
     buckets: Counter[str] = Counter()
+    views: Counter[str] = Counter()
     selfs: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = waiting = 0
@@ -445,6 +459,11 @@ def where_the_time_goes(raw: str, top: int = 15) -> str:
             continue
         total += count
         selfs[frames[-1]] += count
+        view = next(
+            (step for step, prefix in VIEWS if any(f.startswith(prefix) for f in frames)),
+            "outside the views (gunicorn, Flask dispatch, access log, metrics)",
+        )
+        views[view] += count
         for name in {frame for frame in frames if "idp/" in frame}:
             inclusive[name] += count
         for bucket, needles in BUCKETS:
@@ -460,6 +479,8 @@ def where_the_time_goes(raw: str, top: int = 15) -> str:
         "the stack):"
     ]
     lines += [f"    {100 * n / total:5.1f}%  {name}" for name, n in buckets.most_common()]
+    lines.append("  by step (the view function in the stack):")
+    lines += [f"    {100 * n / total:5.1f}%  {name}" for name, n in views.most_common()]
     lines.append("  top functions by own time:")
     lines += [f"    {100 * n / total:5.1f}%  {name}" for name, n in selfs.most_common(top)]
     lines.append("  idp functions, inclusive:")
@@ -590,7 +611,7 @@ def main() -> None:
             target.discovery = f"{target.issuer}/.well-known/openid-configuration"
             target.jwks = document["jwks_uri"]
             warm = Run(target.name, 0, 4)
-            run_flows(target, 4, 2.0, warm)  # warm-up (imports, JIT, pools)
+            run_flows(target, 4, 4.0, warm)  # warm-up (imports, JIT, pools)
         runs: list[Run] = []
         for round_ in range(1, args.rounds + 1):
             for target in (peer, ours):

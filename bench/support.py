@@ -551,6 +551,27 @@ def card_response(
     return body
 
 
+class Session(requests.Session):
+    """A ``requests`` session that drops its kept-alive connections after ``max_idle`` seconds
+    without a request. A server closes an idle connection after its keep-alive timeout (5 s for
+    gunicorn and node); a request sent on it at that moment is lost with "Remote end closed
+    connection", so a client, like nginx with ``keepalive_timeout`` in an upstream, must let
+    its idle connections go well before the server does."""
+
+    def __init__(self, max_idle: float = 2.0) -> None:
+        super().__init__()
+        self.max_idle = max_idle
+        self._last: float | None = None
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if self._last is not None and time.monotonic() - self._last >= self.max_idle:
+            self.close()  # the pools empty; the next request connects afresh
+        try:
+            return super().request(*args, **kwargs)
+        finally:
+            self._last = time.monotonic()
+
+
 class FlowError(AssertionError):
     """A step of a login flow did not answer as expected."""
 
@@ -588,17 +609,27 @@ def card_login(
     consent: bool = False,
     started: Callable[[], None] | None = None,
     timeout: float = 60.0,
+    max_idle: float = 2.0,
 ) -> FlowResult:
     """One complete login: the browser starts on ``start`` (authorize, login page), the device
     API, status, continue, token and userinfo go to ``finish`` (both default to ``issuer``; two
     instances of one provider share the issuer, the load balancer's part is played here).
     ``started`` is called between the login page and the device (a barrier, to hold many
-    flows in flight). ``consent`` approves the consent page if one is shown."""
+    flows in flight). ``consent`` approves the consent page if one is shown. ``max_idle``: see
+    :class:`Session` (0: a new connection for every request)."""
     start = start or issuer
     finish = finish or issuer
     times = timings or Timings()
-    browser = requests.Session()
-    device = requests.Session()
+    browser = Session(max_idle)
+    device = Session(max_idle)
+    current = ["authorize"]
+
+    @contextmanager
+    def step(name: str) -> Iterator[None]:
+        current[0] = name
+        with times.timed(name):
+            yield
+
     try:
         verifier, challenge = pkce()
         nonce = secrets.token_urlsafe(12)
@@ -608,14 +639,14 @@ def card_login(
              "scope": SCOPE, "state": state, "nonce": nonce, "code_challenge": challenge,
              "code_challenge_method": "S256"}
         )  # fmt: skip
-        with times.timed("authorize"):
+        with step("authorize"):
             response = browser.get(
                 f"{start}/authorize?{query}", allow_redirects=False, timeout=timeout
             )
         if response.status_code != 303:
             raise FlowError("authorize", response)
         page_path = urlsplit(response.headers["Location"]).path
-        with times.timed("login_page"):
+        with step("login_page"):
             page = browser.get(start + page_path, timeout=timeout)
         handoff = HANDOFF.search(page.text) if page.status_code == 200 else None
         if handoff is None:
@@ -623,11 +654,11 @@ def card_login(
         if started is not None:
             started()
         url = finish + urlsplit(handoff.group(1)).path
-        with times.timed("device_challenge"):
+        with step("device_challenge"):
             fetched = device.get(url, timeout=timeout)
         if fetched.status_code != 200:
             raise FlowError("device_challenge", fetched)
-        with times.timed("device_response"):
+        with step("device_response"):
             answer = device.post(
                 url + "/response", json=card_response(creds, fetched.json()), timeout=timeout
             )
@@ -642,11 +673,11 @@ def card_login(
             )
         if answer.status_code != 200 or answer.json() != {"status": "verified"}:
             raise FlowError("device_response", answer)
-        with times.timed("status"):
+        with step("status"):
             status = browser.get(f"{finish}{page_path}/status", timeout=timeout)
         if status.status_code != 200 or status.json().get("state") != "card_verified":
             raise FlowError("status", status)
-        with times.timed("continue"):
+        with step("continue"):
             done = browser.get(
                 f"{finish}{page_path}/continue", allow_redirects=False, timeout=timeout
             )
@@ -666,14 +697,14 @@ def card_login(
         if params.get("state") != [state] or "code" not in params:
             raise FlowError("continue", done, "no code or wrong state")
         code = params["code"][0]
-        with times.timed("token"):
+        with step("token"):
             token = device.post(
                 f"{finish}/token", data=client.token_form(code, verifier), timeout=timeout
             )
         if token.status_code != 200:
             raise FlowError("token", token)
         tokens = token.json()
-        with times.timed("userinfo"):
+        with step("userinfo"):
             info = device.get(
                 f"{finish}/userinfo",
                 headers={"Authorization": f"Bearer {tokens['access_token']}"},
@@ -682,6 +713,8 @@ def card_login(
         if info.status_code != 200:
             raise FlowError("userinfo", info)
         return FlowResult(code, verifier, nonce, tokens, info.json(), (start, finish))
+    except requests.RequestException as exc:
+        raise FlowError(current[0], None, f"{type(exc).__name__}: {exc}") from exc
     finally:
         browser.close()
         device.close()
