@@ -166,3 +166,85 @@ def test_authlib_client_full_flow(live: tuple[Flask, str]) -> None:
     assert second.status_code == 400
     assert second.json()["error"] == "invalid_grant"
     assert session.get(metadata["userinfo_endpoint"], timeout=5).status_code == 401
+
+
+def test_authlib_client_refresh_revocation_introspection(live: tuple[Flask, str]) -> None:
+    """Authlib's client: offline_access, a refresh that rotates the refresh token (its new ID
+    token checked for iss/aud/sub), revocation and introspection, all with private_key_jwt."""
+    from idp.storage.consents import put_consent
+
+    app, issuer = live
+    login = install_capturing_login(app)
+    rp_key = ECKey.generate_key("P-256", parameters={"kid": "forms-2026"}, private=True)
+    with app.app_context():
+        resident_id = enroll_test_resident().id
+        created = new_client(
+            name="加賀市 電子申請",
+            redirect_uris=[REDIRECT_URI],
+            auth_method="private_key_jwt",
+            jwks=dict(KeySet([rp_key]).as_dict(private=False)),
+            client_id="kaga-forms",
+            scopes=("name", "offline_access"),
+        )
+        add_client(created.client)
+        put_consent(resident_id, "kaga-forms", ["name", "offline_access"])
+
+    metadata = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=5).json()
+    session = OAuth2Session(
+        "kaga-forms",
+        rp_key,
+        token_endpoint_auth_method="private_key_jwt",
+        revocation_endpoint_auth_method="private_key_jwt",
+        redirect_uri=REDIRECT_URI,
+        scope="openid name offline_access",
+        code_challenge_method="S256",
+    )
+    # one assertion audience for every endpoint: the token endpoint (accepted everywhere)
+    session.register_client_auth_method(
+        ShortLivedPrivateKeyJWT(metadata["token_endpoint"], alg="ES256")
+    )
+    code_verifier = generate_token(48)
+    url, _ = session.create_authorization_url(
+        metadata["authorization_endpoint"], code_verifier=code_verifier, nonce=generate_token(24)
+    )
+    assert requests.get(url, timeout=5).status_code == 200
+    with app.test_request_context():
+        callback = finish_authorization(
+            login.last,
+            resident_id=resident_id,
+            granted_scopes=login.last.scopes,
+            auth_time=int(time.time()),
+            amr=AMR_CARD_PIN,
+            acr=ACR_CARD_PIN,
+        )
+    first = session.fetch_token(
+        metadata["token_endpoint"],
+        authorization_response=callback.headers["Location"],
+        code_verifier=code_verifier,
+    )
+    assert "refresh_token" in first
+
+    keys = KeySet.import_key_set(requests.get(metadata["jwks_uri"], timeout=5).json())
+    refreshed = session.refresh_token(metadata["token_endpoint"])
+    assert refreshed["refresh_token"] != first["refresh_token"]
+    claims = jwt.decode(refreshed["id_token"], keys, algorithms=["ES256"]).claims
+    jwt.JWTClaimsRegistry(
+        iss={"essential": True, "value": issuer},
+        aud={"essential": True, "value": "kaga-forms"},
+        sub={"essential": True, "value": jwt.decode(first["id_token"], keys).claims["sub"]},
+    ).validate(claims)
+
+    introspected = session.introspect_token(
+        metadata["introspection_endpoint"], refreshed["access_token"]
+    ).json()
+    assert introspected["active"] is True and introspected["iss"] == issuer
+    assert introspected["client_id"] == "kaga-forms"
+
+    revoked = session.revoke_token(
+        metadata["revocation_endpoint"], refreshed["refresh_token"], "refresh_token"
+    )
+    assert revoked.status_code == 200
+    after = session.introspect_token(
+        metadata["introspection_endpoint"], refreshed["refresh_token"], "refresh_token"
+    ).json()
+    assert after == {"active": False}
