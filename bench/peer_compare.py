@@ -47,6 +47,7 @@ import platform
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -381,15 +382,25 @@ def profile(target: Target, master: int, seconds: float, out: Path) -> None:
         print("py-spy is not installed: no profile")
         return
     raw = out / "myna-idp.pyspy.txt"
+    # --nonblocking: sampling does not stop the worker's 250 threads each time (stopping them
+    # at this rate on a loaded machine can stall py-spy and the worker)
     recorder = subprocess.Popen(
-        [spy, "record", "--pid", str(master), "--subprocesses", "--rate", "250",
+        [spy, "record", "--pid", str(master), "--subprocesses", "--nonblocking", "--rate", "100",
          "--duration", str(int(seconds)), "--format", "raw", "--output", str(raw)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     time.sleep(1.0)
     run = Run(target.name, 0, 4)
     run_flows(target, 4, seconds - 1.5, run)
-    recorder.wait(timeout=seconds + 60)
+    try:
+        recorder.wait(timeout=seconds + 30)
+    except subprocess.TimeoutExpired:
+        recorder.send_signal(signal.SIGINT)  # py-spy writes what it has on SIGINT
+        try:
+            recorder.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            recorder.kill()
+            recorder.wait()
     if raw.exists():
         print(f"\npy-spy, {run.flows} flows at concurrency 4 ({raw}):")
         print(where_the_time_goes(raw.read_text()))
