@@ -21,6 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
@@ -30,6 +31,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 from protocol_support import ALL_ITEMS, consent, set_client
 from provider_support import RelyingParty, enroll_test_resident, install_capturing_login
+from session_support import finish_in_browser
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SCOPE = "openid name address birthdate gender"
@@ -94,6 +96,14 @@ class Answer:
     @property
     def location(self) -> str:
         return self.headers.get("location", "")
+
+
+@dataclass
+class Browser:
+    """A user agent with a provider session: its cookie jar, the ID token per client role."""
+
+    jar: Any
+    id_tokens: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -161,6 +171,15 @@ class Target:
 
     def dpop_nonce(self) -> str | None:
         return None
+
+    def browser_login(self, roles: Sequence[str] = ("jwt",)) -> Browser:
+        """A browser that logged in (and consented) with each of ``roles`` in turn: its
+        provider session, and the ID token each client got."""
+        raise NotImplementedError
+
+    def authorize_in(self, browser: Browser, role: str = "jwt", **overrides: str | None) -> Answer:
+        """/authorize in ``browser`` (its session cookie sent)."""
+        raise NotImplementedError
 
     # -- shared ---------------------------------------------------------------------------
 
@@ -419,6 +438,33 @@ class OurTarget(Target):
         assert "refresh_token" in body, body
         return dict(body)
 
+    def browser_login(self, roles: Sequence[str] = ("jwt",)) -> Browser:
+        http = self.app.test_client()
+        browser = Browser(http)
+        for role in roles:
+            rp = self.rps[role]
+            consent(self.app, self.resident, rp, ["name", "address", "birthdate", "gender"])
+            params, verifier = self.auth_request(role)
+            answer = self.authorize_in(browser, role, **params)
+            if answer.status == 200:  # the card login (no session yet)
+                in_browser = SimpleNamespace(app=self.app, http=http)  # what finish_in_browser uses
+                callback = finish_in_browser(in_browser, self.login.last, self.resident)  # type: ignore[arg-type]
+                location = callback.headers["Location"]
+            else:  # answered from the session
+                location = answer.location
+            code = query_of(location)["code"][0]
+            browser.id_tokens[role] = self.redeem(code, verifier, role).json()["id_token"]
+        return browser
+
+    def authorize_in(self, browser: Browser, role: str = "jwt", **overrides: str | None) -> Answer:
+        params, _ = self.auth_request(role, **overrides)
+        response = browser.jar.get("/authorize?" + urlencode(params))
+        return Answer(
+            response.status_code,
+            {k.lower(): v for k, v in response.headers.items()},
+            response.get_data(as_text=True),
+        )
+
     def dpop_nonce(self) -> str | None:
         from idp.oidc.server import get_server
 
@@ -532,9 +578,24 @@ class PeerTarget(Target):
         params, verifier = self.auth_request(role, **overrides)
         return self.follow(self.url("authorization") + "?" + urlencode(params)), verifier
 
-    def follow(self, url: str) -> str:
+    def browser_login(self, roles: Sequence[str] = ("jwt",)) -> Browser:
+        browser = Browser(requests.Session())
+        for role in roles:
+            params, verifier = self.auth_request(role)
+            url = self.url("authorization") + "?" + urlencode(params)
+            code = self.follow(url, browser.jar)
+            browser.id_tokens[role] = self.redeem(code, verifier, role).json()["id_token"]
+        return browser
+
+    def authorize_in(self, browser: Browser, role: str = "jwt", **overrides: str | None) -> Answer:
+        params, _ = self.auth_request(role, **overrides)
+        return self.send(
+            "GET", self.url("authorization"), query=list(params.items()), session=browser.jar
+        )
+
+    def follow(self, url: str, session: requests.Session | None = None) -> str:
         """Follow the interaction redirects to the client's callback: its code."""
-        session = requests.Session()
+        session = session or requests.Session()
         for _ in range(6):
             answer = self.send("GET", url, session=session)
             assert answer.status in (302, 303), (answer.status, answer.text[:300])

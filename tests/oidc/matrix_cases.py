@@ -525,6 +525,91 @@ def _(t: Target) -> Answer:
     return t.authorize(max_age="soon")
 
 
+@row(
+    "max-age-fraction",
+    "prompt/max_age",
+    "max_age=1.5",
+    "redirect invalid_request 302",
+    "redirect invalid_request 303",
+)
+def _(t: Target) -> Answer:
+    return t.authorize(max_age="1.5")
+
+
+@row(
+    "prompt-repeated",
+    "prompt/max_age",
+    "prompt sent twice",
+    "redirect invalid_request 302",
+    "redirect invalid_request 303",
+)
+def _(t: Target) -> Answer:
+    params, _ = t.auth_request(prompt="login")
+    return t.get("authorization", [*params.items(), ("prompt", "consent")])
+
+
+@row(
+    "prompt-none-consent",
+    "prompt/max_age",
+    "prompt=none consent",
+    "redirect invalid_request 302",
+    "redirect invalid_request 303",
+)
+def _(t: Target) -> Answer:
+    return t.authorize(prompt="none consent")
+
+
+@row(
+    "prompt-none-max-age-zero",
+    "prompt/max_age",
+    "prompt=none max_age=0 with a fresh session",
+    "redirect login_required 302",
+    "redirect login_required 303",
+)
+def _(t: Target) -> Answer:
+    browser = t.browser_login()
+    return t.authorize_in(browser, prompt="none", max_age="0")
+
+
+@row(
+    "prompt-none-consent-missing",
+    "prompt/max_age",
+    "prompt=none with a session, for a client the resident never consented to",
+    "redirect consent_required 302",
+    "redirect consent_required 303",
+)
+def _(t: Target) -> Answer:
+    browser = t.browser_login()
+    return t.authorize_in(browser, "secret", prompt="none")
+
+
+@row(
+    "prompt-none-id-token-hint-garbage",
+    "prompt/max_age",
+    "prompt=none with a session and id_token_hint=garbage",
+    "redirect login_required 302",
+    "redirect invalid_request 303",
+    "OIDC Core allows either; we answer as for a session that does not match",
+)
+def _(t: Target) -> Answer:
+    browser = t.browser_login()
+    return t.authorize_in(browser, prompt="none", id_token_hint="garbage")
+
+
+@row(
+    "prompt-none-id-token-hint-other-client",
+    "issuer mix-up",
+    "prompt=none with the ID token another client got as id_token_hint",
+    "redirect login_required 302",
+    "redirect invalid_request 303",
+    "the hint names another client (aud); we refuse it like a non-matching session",
+)
+def _(t: Target) -> Answer:
+    browser = t.browser_login(("jwt", "public"))
+    hint = browser.id_tokens["jwt"]
+    return t.authorize_in(browser, "public", prompt="none", id_token_hint=hint)
+
+
 # == code and refresh replay ===================================================================
 
 

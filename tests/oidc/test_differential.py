@@ -65,6 +65,15 @@ def test_differential_case(matrix_row: Row, ours: OurTarget, peer: PeerProcess) 
     assert str(theirs) == str(Outcome.parse(matrix_row.peer)), "the peer's answer changed"
 
 
+def test_a_browser_session_answers_prompt_none_on_both(ours: OurTarget, peer: PeerProcess) -> None:
+    """The control for the session rows: the same browser gets a code silently."""
+    for target in (ours, PeerTarget(peer)):
+        browser = target.browser_login()
+        answer = target.authorize_in(browser, prompt="none")
+        assert outcome(target, answer).kind == "accepted", (target.name, answer.location)
+        assert "code=" in answer.location
+
+
 def test_the_differential_matrix_is_big_enough_and_documented() -> None:
     names = [r.name for r in ROWS]
     assert len(names) >= 60 and len(set(names)) == len(names)
