@@ -24,7 +24,8 @@ from idp.card.validation import (
 )
 from idp.config import ConfigError
 from idp.handoff.trust import get_revocation_data
-from idp.revocation import RevocationSettings
+from idp.revocation import RevocationData, RevocationSettings
+from idp.revocation.data import JITTER
 from idp.revocation.ocsp_cache import CachedOcspChecker
 from idp.storage.ephemeral import EphemeralStore
 
@@ -49,6 +50,11 @@ def ocsp_server(login_pki: LoginPki, tmp_path: Path) -> Iterator[OcspServer]:
 
 def _app(sqlite_url: str, redis_url: str, login_pki: LoginPki, **config: Any) -> Flask:
     return make_login_app(sqlite_url, redis_url, login_pki, **config)
+
+
+def _close(app: Flask) -> None:
+    get_revocation_data(app).stop()  # the refresher thread of a URL configuration
+    dispose(app)
 
 
 def _held_revoked(app: Flask) -> int:
@@ -129,8 +135,7 @@ def test_crls_are_fetched_and_refreshed_in_the_background(
         assert attempt_login(app, login_pki, "yamada") == "certificate_revoked"
         assert _ready(app) == (200, "2 CRL(s) fresh")
     finally:
-        get_revocation_data(app).stop()
-        dispose(app)
+        _close(app)
 
 
 def test_a_failed_or_forged_fetch_keeps_the_previous_crl(
@@ -166,7 +171,7 @@ def test_a_failed_or_forged_fetch_keeps_the_previous_crl(
         assert data.refresh_now() == 0
         assert _ready(app) == (200, "2 CRL(s) fresh")
     finally:
-        dispose(app)
+        _close(app)
 
 
 def test_staleness_limit_and_age_metric(
@@ -195,7 +200,7 @@ def test_staleness_limit_and_age_metric(
         assert _ready(app) == (200, "2 CRL(s) fresh")
         assert attempt_login(app, login_pki, "yamada") == "verified"
     finally:
-        dispose(app)
+        _close(app)
 
 
 def test_crl_files_and_urls_together(
@@ -214,7 +219,7 @@ def test_crl_files_and_urls_together(
         assert data.crls is not None
         assert [s.name for s in data.crls.sources] == ["file 1", "url 1"]
     finally:
-        dispose(app)
+        _close(app)
 
 
 # -- OCSP ----------------------------------------------------------------------------------------
@@ -318,4 +323,34 @@ def test_ocsp_first_then_crls(
         assert status == 200
         assert detail == "2 CRL(s) fresh; OCSP last query failed (revocation_unavailable)"
     finally:
-        dispose(app)
+        _close(app)
+
+
+def test_refresh_schedule_follows_next_update_and_retries(
+    login_pki: LoginPki, crl_server: CrlServer
+) -> None:
+    """The refresher sleeps the interval, less when a CRL's nextUpdate comes first, the retry
+    interval after a failure; jitter only ever shortens the sleep."""
+    now = datetime.now(UTC)
+    crl_server.publish(login_pki, next_update=now + timedelta(minutes=10))
+    data = RevocationData(
+        RevocationSettings.from_extra(
+            {
+                "JPKI_CRL_URLS": [crl_server.url("auth"), crl_server.url("sign")],
+                "CRL_REFRESH_SECONDS": 3600,
+                "CRL_RETRY_SECONDS": 30,
+            }
+        ),
+        store=lambda: EphemeralStore.from_url(f"redis://127.0.0.1:{free_port()}/0"),
+    )
+    data.set_anchors([login_pki.pki.auth_ca.certificate, login_pki.pki.sign_ca.certificate])
+    assert data.refresh_now() == 0
+    assert data.crls is not None
+    assert 599 <= data.crls.next_refresh_in(now, interval=3600, retry=30) <= 600
+    sleeps = [data.next_sleep(now) for _ in range(50)]
+    assert all(600 * (1 - JITTER) - 1 <= s <= 600 for s in sleeps)
+    assert len(set(sleeps)) > 1
+    crl_server.failing = True
+    assert data.refresh_now() == 2
+    assert data.crls.next_refresh_in(now, interval=3600, retry=30) == 30
+    assert data.crls.next_refresh_in(now + timedelta(minutes=11), interval=3600, retry=30) == 30
