@@ -229,8 +229,8 @@ def callback() -> Response:
 # -- pages --------------------------------------------------------------------------------------
 
 
-@bp.get("")
 @bp.get("/")
+@bp.get("")
 @signed_in
 def overview(current: PortalSession) -> Response:
     resident = current.resident
@@ -482,6 +482,7 @@ def security_headers(response: Response) -> Response:
     response.headers.setdefault("Content-Security-Policy", _CSP)
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on forms.
+    response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -231,7 +231,7 @@ def check_csrf(session: SessionInfo, token: str | None) -> bool:
 def cross_site() -> bool:
     """Whether this request says it comes from another site (``Sec-Fetch-Site``, ``Origin``)."""
     site = request.headers.get("Sec-Fetch-Site")
-    if site is not None and site not in ("same-origin", "none"):
-        return True
+    if site is not None:  # what the browser itself says (every current browser sends it)
+        return site not in ("same-origin", "none")
     origin = request.headers.get("Origin")
     return origin is not None and origin != get_settings().origin
