@@ -68,8 +68,11 @@ def _to_pin(phone: Page, stack: Stack, desktop: Page) -> None:
 
 
 def test_every_state_of_a_successful_login(desktop: Page, phone: Page, stack: Stack) -> None:
-    open_login(desktop, stack)
+    code = open_login(desktop, stack)
     check(desktop, "login: QR shown")
+    # the QR's non-visual alternative: an image named with the code, and its text
+    expect(desktop.get_by_role("img", name=re.compile(code))).to_be_visible()
+    expect(desktop.get_by_role("group", name="確認コード")).to_contain_text(code)
     desktop.click("#qr-enlarge")
     desktop.locator("#qr-text-box summary").click()
     check(desktop, "login: QR enlarged, text shown")

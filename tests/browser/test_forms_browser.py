@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from a11y_support import assert_accessible
 from browser_steps import current_frame, enter_pin, scan, step
 from joserfc.jwk import ECKey, KeySet
 from login_support import LiveServer, LoginPki, dispose, make_login_app
@@ -110,6 +111,7 @@ def card_on_the_phone(desktop: Page, phone: Page, stack: Stack, *, sign: bool) -
     phone.click("#ok")
     step(phone, "done")
     desktop.wait_for_url(re.compile(r"/login/[A-Za-z0-9_-]+/continue"))
+    assert_accessible(desktop, "consent with the text to sign" if sign else "consent")
     desktop.click('button[value="approve"]')
 
 
@@ -135,6 +137,7 @@ def test_fill_sign_submit_and_staff_verify(
     desktop.select_option("#f-insurance", "国民健康保険")
     desktop.fill("#f-bank_account", "北國銀行 大聖寺支店 普通 1234567")
     shot(desktop, "form")
+    assert_accessible(desktop, "forms tool: the form")
     # someone edits the page: the identity fields get names and other values
     desktop.evaluate(
         """() => { for (const [k, v] of [["name", "偽物　一郎"], ["birthdate", "2000-01-01"]]) {
@@ -148,12 +151,14 @@ def test_fill_sign_submit_and_staff_verify(
     expect(review).to_contain_text("加賀市民病院")
     submission_id = desktop.locator("#submission-id").inner_text().strip()
     shot(desktop, "review")
+    assert_accessible(desktop, "forms tool: review")
 
     desktop.click("#sign-submit")
     card_on_the_phone(desktop, phone, stack, sign=True)
     desktop.wait_for_url(stack.rp.url + f"/forms/done/{submission_id}")
     expect(desktop.locator("#signer")).to_have_text("山田　太郎")
     expect(desktop.locator("#signature-ok")).to_be_visible()
+    assert_accessible(desktop, "forms tool: submitted")
 
     # the staff view: the verified signature, the CMS and the document to download
     desktop.goto(stack.rp.url + "/staff")
@@ -162,6 +167,7 @@ def test_fill_sign_submit_and_staff_verify(
     expect(row.locator(".signature-verified")).to_be_visible()
     expect(row.locator(".signed-at")).to_have_text(re.compile(r"^\d{4}-\d\d-\d\dT"))
     shot(desktop, "staff")
+    assert_accessible(desktop, "forms tool: staff view")
     cms = desktop.request.get(stack.rp.url + (row.locator("a.cms").get_attribute("href") or ""))
     document = desktop.request.get(
         stack.rp.url + (row.locator("a.document").get_attribute("href") or "")
