@@ -303,3 +303,19 @@ def test_login_failures_show_the_human_pages(rp: RelyingParty, login_pki: LoginP
     assert "窓口" in html and "コンビニエンスストア" in html
     assert "/retry" not in html  # trying again cannot help
     assert "/cancel" in html
+
+
+def test_an_outage_says_try_again_in_a_few_minutes(db_url: str, login_pki: LoginPki) -> None:
+    from login_support import dispose, make_login_app
+
+    # nothing listens on port 1: every Redis call fails at once
+    broken = make_login_app(db_url, "redis://127.0.0.1:1/0", login_pki)
+    try:
+        browser = PortalBrowser(broken)
+        browser.http.set_cookie("myna-session", "s" * 43)  # a session to look up
+        response = browser.get("/account/history")
+        html = response.get_data(as_text=True)
+        assert response.status_code == 503 and response.headers["Retry-After"] == "120"
+        assert 'data-code="service_unavailable"' in html and "数分後" in html
+    finally:
+        dispose(broken)
