@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
+import redis
 import requests
 from support import (
     REDIRECT_URI,
@@ -167,7 +168,7 @@ class Target:
     issuer: str
     flow: Callable[[Timings], None]
     meters: dict[str, CpuMeter]
-    sessions: Callable[[], int] | None = None
+    counters: Callable[[], dict[str, int]] | None = None
     discovery: str = ""
     jwks: str = ""
 
@@ -214,6 +215,11 @@ def start_ours(
     # The card enrolls and the resident consents once; timed flows are returning logins.
     card_login(issuer, creds, client, consent=True)
     database = urlsplit(database_url).path.lstrip("/")
+    pg_counters = postgres_sessions(database_url, database)
+    redis_client = redis.Redis.from_url(redis_server.url)
+
+    def redis_counters() -> dict[str, int]:
+        return {"redis_commands": int(redis_client.info("stats")["total_commands_processed"])}
 
     def flow(timings: Timings) -> None:
         card_login(issuer, creds, client, timings=timings)
@@ -227,7 +233,7 @@ def start_ours(
             "redis": CpuMeter([redis_server.pid]),
             "postgres": CpuMeter([], extra=postgres_backends(database_url, database)),
         },
-        sessions=postgres_sessions(database_url, database),
+        counters=lambda: {**pg_counters(), **redis_counters()},
     )
     return [server, redis_server], target
 
@@ -249,7 +255,7 @@ class Run:
     jwks_rps: float = 0.0
     discovery_cpu_us: float = 0.0
     jwks_cpu_us: float = 0.0
-    db_sessions: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
         token = summary(self.steps.get("token", []))
@@ -268,7 +274,7 @@ class Run:
             "steps_p50_ms": {k: summary(v)[0] for k, v in self.steps.items()},
             "discovery_rps": self.discovery_rps,
             "jwks_rps": self.jwks_rps,
-            "db_sessions_opened": self.db_sessions,
+            "per_flow": {k: v / max(1, self.flows) for k, v in self.counts.items()},
             "discovery_cpu_us": self.discovery_cpu_us,
             "jwks_cpu_us": self.jwks_cpu_us,
         }
@@ -279,7 +285,7 @@ def run_flows(target: Target, concurrency: int, seconds: float, run: Run) -> Non
     lock = threading.Lock()
     for meter in target.meters.values():
         meter.start()
-    sessions = target.sessions() if target.sessions else 0
+    counted = target.counters() if target.counters else {}
     began = time.perf_counter()
     until = began + seconds
 
@@ -313,7 +319,10 @@ def run_flows(target: Target, concurrency: int, seconds: float, run: Run) -> Non
     watcher.join()
     run.seconds = time.perf_counter() - began
     run.cpu = {name: meter.used() for name, meter in target.meters.items()}
-    run.db_sessions = target.sessions() - sessions if target.sessions else 0
+    if target.counters:
+        time.sleep(1.2)  # PostgreSQL's backends report their counters about once a second
+        own = {"redis_commands": 1}  # the first INFO
+        run.counts = {k: v - counted[k] - own.get(k, 0) for k, v in target.counters().items()}
     run.steps = dict(timings.values)
 
 
@@ -360,8 +369,8 @@ def measure(target: Target, round_: int, level: int, args: argparse.Namespace) -
     run.jwks_cpu_us = 1e6 * meter.used() / max(1, count)
     row = run.row()
     cpu = " ".join(f"{k}={v:.1f}" for k, v in row["cpu_ms_per_flow"].items())
-    if run.db_sessions:
-        cpu += f" (db sessions opened {run.db_sessions})"
+    if run.counts:
+        cpu += " (per flow: " + ", ".join(f"{k} {v:.1f}" for k, v in row["per_flow"].items()) + ")"
     print(
         f"  {target.name:<19} r{round_} c={level:<3} {row['flows']:>5} flows "
         f"{row['flows_per_s']:7.1f}/s  cpu ms/flow {cpu}  token p50 {row['token_p50_ms']:.1f} "
@@ -374,6 +383,33 @@ def measure(target: Target, round_: int, level: int, args: argparse.Namespace) -
 
 
 # -- py-spy --------------------------------------------------------------------------------------
+
+
+def redis_commands_of_one_flow(target: Target, redis_url: str) -> str:
+    """Run one login with Redis MONITOR on: its commands by name."""
+    client = redis.Redis.from_url(redis_url)
+    names: Counter[str] = Counter()
+    ready = threading.Event()
+
+    def watch() -> None:
+        with client.monitor() as monitor:
+            ready.set()
+            for command in monitor.listen():
+                if "FLOWDONE" in command["command"]:
+                    return
+                words = command["command"].split()
+                if words and words[0] != "INFO":
+                    names[words[0].upper()] += 1
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    ready.wait(5)
+    target.flow(Timings())
+    client.execute_command("ECHO", "FLOWDONE")
+    watcher.join(5)
+    client.close()
+    listed = ", ".join(f"{name} {count}" for name, count in names.most_common())
+    return f"  Redis commands of one login: {sum(names.values())} ({listed})"
 
 
 def profile(target: Target, master: int, seconds: float, out: Path) -> None:
@@ -635,6 +671,8 @@ def main() -> None:
             json.dumps({"machine": header, "runs": [r.row() for r in runs]}, indent=1)
         )
         if args.profile_seconds > 0:
+            private = next(s for s in ours_servers if isinstance(s, RedisServer))
+            print("\n" + redis_commands_of_one_flow(ours, private.url))
             profile(ours, ours_servers[0].pid, args.profile_seconds, out)
         print(f"\nresults in {out}")
     finally:

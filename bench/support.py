@@ -207,19 +207,27 @@ class CpuMeter:
         return sum(value - self._start.get(pid, 0.0) for pid, value in self._last.items())
 
 
+def _monitor_engine(database_url: str) -> Any:
+    """An engine on the cluster's ``postgres`` database: watching ``database`` from there adds
+    no session or transaction to it."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    return create_engine(
+        make_url(database_url).set(database="postgres"), pool_size=1, max_overflow=0
+    )
+
+
 def postgres_backends(database_url: str, database: str) -> Callable[[], list[int]]:
     """A callable giving the pids of the PostgreSQL backends connected to ``database``."""
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
-    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    engine = _monitor_engine(database_url)
 
     def pids() -> list[int]:
         with engine.connect() as connection:
             rows = connection.execute(
-                text(
-                    "SELECT pid FROM pg_stat_activity"
-                    " WHERE datname = :d AND pid <> pg_backend_pid()"
-                ),
+                text("SELECT pid FROM pg_stat_activity WHERE datname = :d"),
                 {"d": database},
             )
             return [int(row[0]) for row in rows]
@@ -227,19 +235,24 @@ def postgres_backends(database_url: str, database: str) -> Callable[[], list[int
     return pids
 
 
-def postgres_sessions(database_url: str, database: str) -> Callable[[], int]:
-    """A callable giving how many sessions (connections) ``database`` has had since the
-    statistics were reset (``pg_stat_database.sessions``, PostgreSQL 14+)."""
-    from sqlalchemy import create_engine, text
+def postgres_sessions(database_url: str, database: str) -> Callable[[], dict[str, int]]:
+    """A callable giving counters of ``database`` since the statistics were reset
+    (``pg_stat_database``, PostgreSQL 14+): ``sessions`` opened and ``transactions``
+    (backends report them at most about once a second: read them after a pause)."""
+    from sqlalchemy import text
 
-    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    engine = _monitor_engine(database_url)
 
-    def sessions() -> int:
+    def counters() -> dict[str, int]:
         with engine.connect() as connection:
-            query = text("SELECT sessions FROM pg_stat_database WHERE datname = :d")
-            return int(connection.execute(query, {"d": database}).scalar_one())
+            query = text(
+                "SELECT sessions, xact_commit + xact_rollback FROM pg_stat_database"
+                " WHERE datname = :d"
+            )
+            sessions, transactions = connection.execute(query, {"d": database}).one()
+            return {"sessions": int(sessions), "transactions": int(transactions)}
 
-    return sessions
+    return counters
 
 
 # -- servers -----------------------------------------------------------------------------------
