@@ -473,9 +473,7 @@ def prepare_database(
         with db.engine.begin() as connection:
             connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
         upgrade(directory=str(MIGRATIONS_DIR))
-        rotate_signing_key(
-            "ES256", get_settings(), activate_in=timedelta(0), retire_after=timedelta(hours=1)
-        )
+        rotate_signing_key("ES256", get_settings())  # on an empty table: active + next key
         if client_jwks is not None:
             add_client(
                 new_client(
