@@ -315,7 +315,8 @@ def _maintain(
                 raise RotationRefusedError(
                     f"the next {alg} key {upcoming.kid} is published since "
                     f"{upcoming.created_at.isoformat()}; it may sign from {ready_at.isoformat()} "
-                    "(IDP_KEY_PREPUBLISH_SECONDS). Use --force only after a key compromise."
+                    "(IDP_KEY_PREPUBLISH_SECONDS). --force skips the wait; after a key leak use "
+                    "--compromised."
                 )
         else:
             retiring = active
