@@ -35,7 +35,8 @@ PostgreSQL backends of its database). Rounds alternate: peer, myna-idp, peer, my
 ``--profile-seconds``: afterwards, py-spy records myna-idp's worker under concurrency 4 and
 the script prints where the time goes (samples of threads waiting for a socket, a lock or the
 next request dropped) (needs ``pip install py-spy``; root or ptrace rights).
-Results go to ``--out`` (default a temporary directory) as JSON and a py-spy raw profile.
+Results go to ``--out`` (default a temporary directory): ``peer_compare.json``, ``report.md`` (the
+tables and the profile summary) and the py-spy raw profile.
 """
 
 from __future__ import annotations
@@ -412,11 +413,10 @@ def redis_commands_of_one_flow(target: Target, redis_url: str) -> str:
     return f"  Redis commands of one login: {sum(names.values())} ({listed})"
 
 
-def profile(target: Target, master: int, seconds: float, out: Path) -> None:
+def profile(target: Target, master: int, seconds: float, out: Path) -> str:
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
-        print("py-spy is not installed: no profile")
-        return
+        return "py-spy is not installed: no profile"
     raw = out / "myna-idp.pyspy.txt"
     # --nonblocking: sampling does not stop the worker's 250 threads each time (stopping them
     # at this rate on a loaded machine can stall py-spy and the worker)
@@ -437,9 +437,11 @@ def profile(target: Target, master: int, seconds: float, out: Path) -> None:
         except subprocess.TimeoutExpired:
             recorder.kill()
             recorder.wait()
-    if raw.exists():
-        print(f"\npy-spy, {run.flows} flows at concurrency 4 ({raw}):")
-        print(where_the_time_goes(raw.read_text()))
+    if not raw.exists():
+        return "py-spy wrote no profile"
+    return f"py-spy, {run.flows} flows at concurrency 4 ({raw}):\n" + where_the_time_goes(
+        raw.read_text()
+    )
 
 
 # Which part of a login a sample belongs to: the first of these found in its stack, innermost
@@ -670,11 +672,15 @@ def main() -> None:
         (out / "peer_compare.json").write_text(
             json.dumps({"machine": header, "runs": [r.row() for r in runs]}, indent=1)
         )
+        parts = [header, table]
         if args.profile_seconds > 0:
             private = next(s for s in ours_servers if isinstance(s, RedisServer))
-            print("\n" + redis_commands_of_one_flow(ours, private.url))
-            profile(ours, ours_servers[0].pid, args.profile_seconds, out)
-        print(f"\nresults in {out}")
+            parts.append(redis_commands_of_one_flow(ours, private.url))
+            print("\n" + parts[-1])
+            parts.append(profile(ours, ours_servers[0].pid, args.profile_seconds, out))
+            print("\n" + parts[-1])
+        (out / "report.md").write_text("\n\n".join(parts) + "\n")
+        print(f"\nresults in {out} (peer_compare.json, report.md)")
     finally:
         for server in reversed(servers):
             server.stop()
