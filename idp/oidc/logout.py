@@ -15,6 +15,9 @@ or an unregistered redirect URI ends on an error page -- never a redirect.
   below) that posts to ``/logout/confirm`` with a token bound to the session (CSRF).
 - Without a session there is nothing to end: straight to the redirect URI or the page.
 
+A ``POST`` without the session cookie (a cross-site form post: ``SameSite=Lax`` leaves the
+cookie out) is answered ``303`` to the same request as a ``GET``, which carries the cookie.
+
 The session cookie is removed in every answer. With Redis down the page says the logout could
 not be completed (503) and the cookie is still removed.
 """
@@ -26,6 +29,7 @@ import hmac
 import logging
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, render_template, request
 
@@ -38,6 +42,7 @@ from idp.oidc.sessions import (
     clear_session_cookie,
     current_session,
     end_session,
+    has_session_cookie,
     hint_audience,
     verify_id_token_hint,
 )
@@ -193,6 +198,15 @@ def end_session_endpoint() -> Response:
         logout = parse_logout_request()
     except LogoutRequestError as error:
         return _refused(error)
+    if request.method == "POST" and not has_session_cookie():
+        # A relying party's form posts from its own site: SameSite=Lax keeps the session
+        # cookie out of that POST, not out of a top-level GET. Continue as a GET.
+        query = [(name, request.values[name]) for name in _PARAMS if request.values.get(name)]
+        location = get_settings().endpoint(END_SESSION_PATH) + "?" + urlencode(query)
+        response = Response("", status=303)
+        response.headers["Location"] = location
+        response.headers["Cache-Control"] = "no-store"
+        return response
     try:
         session = current_session()
         if session is None:

@@ -62,6 +62,7 @@ __all__ = [
     "end_client_sessions",
     "end_session",
     "get_session",
+    "has_session_cookie",
     "hint_audience",
     "open_session",
     "record_client",
@@ -211,6 +212,11 @@ def _cookie_secret() -> str | None:
     if value and 40 <= len(value) <= 64 and all(c.isalnum() or c in "-_" for c in value):
         return value
     return None
+
+
+def has_session_cookie() -> bool:
+    """This request carries a well-formed session cookie (live or not)."""
+    return _cookie_secret() is not None
 
 
 def current_session() -> SessionInfo | None:

@@ -142,9 +142,13 @@ def test_the_core_and_extension_metadata_is_there(rp: RelyingParty) -> None:
         "evidence_supported",
         "claims_in_verified_claims_supported",
         "acr_values_supported",
+        "end_session_endpoint",
+        "backchannel_logout_supported",
+        "backchannel_logout_session_supported",
     ):
         assert name in metadata, name
-    for absent in ("end_session_endpoint", "registration_endpoint", "check_session_iframe"):
+    assert metadata["frontchannel_logout_supported"] is False
+    for absent in ("registration_endpoint", "check_session_iframe"):
         assert absent not in metadata
 
 
@@ -180,7 +184,7 @@ def test_every_advertised_claim_is_released_somewhere(app_factory: Callable[...,
         claim
         for claim in metadata["claims_supported"]
         if claim not in ("sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr")
-        and claim not in ("at_hash", "verified_claims")
+        and claim not in ("at_hash", "sid", "verified_claims")
     ]
     verified = {
         "verification": {"trust_framework": None, "time": None, "evidence": None},
@@ -200,7 +204,8 @@ def test_every_advertised_claim_is_released_somewhere(app_factory: Callable[...,
     assert set(answer["claims"]) == set(metadata["claims_in_verified_claims_supported"])
     keys = KeySet.import_key_set(rp.http.get("/jwks.json").get_json())
     id_token = jwt.decode(body["id_token"], keys).claims
-    for claim in ("sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "at_hash"):
+    authentication = ("sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr")
+    for claim in (*authentication, "at_hash", "sid"):
         assert claim in id_token, claim
         assert claim in metadata["claims_supported"]
     assert id_token["acr"] in metadata["acr_values_supported"]

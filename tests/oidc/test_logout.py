@@ -367,6 +367,24 @@ def test_post_to_the_end_session_endpoint_works_too(
     assert not has_session(registered)
 
 
+def test_a_cross_site_post_without_the_cookie_continues_as_a_get(
+    app: Flask, registered: RelyingParty, login: CapturingLogin, resident_id: str
+) -> None:
+    id_token = logged_in(app, registered, login, resident_id)
+    cookieless = app.test_client()  # SameSite=Lax: the cross-site POST carries no cookie
+    form = {"id_token_hint": id_token["raw"], "post_logout_redirect_uri": AFTER, "state": "z"}
+    response = cookieless.post("/logout", data=form)
+    assert response.status_code == 303
+    again = response.headers["Location"]
+    assert again.startswith(ISSUER + "/logout?")
+    assert has_session(registered)
+    # The browser follows with a top-level GET, which carries the cookie.
+    answer = registered.http.get(again)
+    assert answer.status_code == 302
+    assert callback_params(answer.headers["Location"]) == {"state": ["z"]}
+    assert not has_session(registered)
+
+
 # -- back-channel failures --------------------------------------------------------------------
 
 
