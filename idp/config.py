@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_PREFIX": "myna:",
     "KEY_ENCRYPTION_KEY": None,
     "KEY_ENCRYPTION_KEY_FILE": None,
+    "KEY_ENCRYPTION_KEY_PREVIOUS": None,
+    "KEY_ENCRYPTION_KEY_PREVIOUS_FILE": None,
     "KEY_ROTATION_DAYS": 90,
     "KEY_PREPUBLISH_SECONDS": 86400,
     "DEFAULT_ID_TOKEN_ALG": "ES256",
@@ -146,6 +148,9 @@ class Settings:
     #: next key is published before it may sign (more than IDP_JWKS_MAX_AGE).
     key_rotation_days: int = 90
     key_prepublish_seconds: int = 86400
+    #: The key-encryption key being replaced: keys wrapped under it still open and are
+    #: re-wrapped under ``key_encryption_key`` at start.
+    key_encryption_key_previous: bytes | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -183,9 +188,10 @@ class Settings:
             )
         embedded = Path(str(config.get("REDIS_EMBEDDED_PATH") or var_dir / "redis.db"))
 
-        kek = _key_encryption_key(
-            config.get("KEY_ENCRYPTION_KEY"), config.get("KEY_ENCRYPTION_KEY_FILE"), problems
-        )
+        kek = _key_encryption_key(config, "KEY_ENCRYPTION_KEY", problems)
+        previous_kek = _key_encryption_key(config, "KEY_ENCRYPTION_KEY_PREVIOUS", problems)
+        if previous_kek is not None and kek is None:
+            problems.append("IDP_KEY_ENCRYPTION_KEY_PREVIOUS needs IDP_KEY_ENCRYPTION_KEY")
 
         alg = str(config.get("DEFAULT_ID_TOKEN_ALG") or "ES256")
         if alg not in ID_TOKEN_ALGS:
@@ -302,6 +308,7 @@ class Settings:
             backchannel_logout_timeout=ints["BACKCHANNEL_LOGOUT_TIMEOUT"],
             key_rotation_days=non_negative["KEY_ROTATION_DAYS"],
             key_prepublish_seconds=ints["KEY_PREPUBLISH_SECONDS"],
+            key_encryption_key_previous=previous_kek,
             extra={k: v for k, v in config.items() if k not in DEFAULTS},
         )
 
@@ -365,21 +372,24 @@ def _secret(name: str, value: Any, testing: bool, problems: list[str]) -> str:
     return secret
 
 
-def _key_encryption_key(value: Any, path: Any, problems: list[str]) -> bytes | None:
-    """The key-encryption key from ``IDP_KEY_ENCRYPTION_KEY`` or the file named by
-    ``IDP_KEY_ENCRYPTION_KEY_FILE`` (one of them; the file's trailing newline is ignored)."""
+def _key_encryption_key(
+    config: Mapping[str, Any], setting: str, problems: list[str]
+) -> bytes | None:
+    """A key-encryption key from ``IDP_<setting>`` or the file named by ``IDP_<setting>_FILE``
+    (one of them; the file's trailing newline is ignored)."""
+    value, path = config.get(setting), config.get(f"{setting}_FILE")
     if value and path:
-        problems.append("set IDP_KEY_ENCRYPTION_KEY or IDP_KEY_ENCRYPTION_KEY_FILE, not both")
+        problems.append(f"set IDP_{setting} or IDP_{setting}_FILE, not both")
         return None
     if path:
+        name = f"IDP_{setting}_FILE"
         try:
             raw = Path(str(path)).read_bytes().strip()
         except OSError as exc:
-            problems.append(f"IDP_KEY_ENCRYPTION_KEY_FILE cannot be read ({type(exc).__name__})")
+            problems.append(f"{name} cannot be read ({type(exc).__name__})")
             return None
-        name = "IDP_KEY_ENCRYPTION_KEY_FILE"
     elif value:
-        raw, name = str(value).encode(), "IDP_KEY_ENCRYPTION_KEY"
+        raw, name = str(value).encode(), f"IDP_{setting}"
     else:
         return None
     if len(raw) < _MIN_SECRET_LENGTH:
