@@ -245,8 +245,11 @@ class OcspServer(_Server):
         return response_path.read_bytes()
 
 
-def attempt_login(app: Flask, login_pki: LoginPki, resident: str = "yamada") -> str:
-    """A login from the browser through the device API: "verified" or the refusal's code."""
+def attempt_login(
+    app: Flask, login_pki: LoginPki, resident: str = "yamada", *, pages: list[str] | None = None
+) -> str:
+    """A login from the browser through the device API: "verified" or the refusal's code.
+    On a refusal, the login page the resident then sees is appended to ``pages``."""
     rp = RelyingParty(app)
     browser = Browser(rp)
     started = browser.start(rp.authorization_request())
@@ -257,6 +260,9 @@ def attempt_login(app: Flask, login_pki: LoginPki, resident: str = "yamada") -> 
         status = browser.status(started)
         assert status["state"] == "failed", status  # never half-done
         assert status["failure"] == error.code, (status, error.code)
+        if pages is not None:
+            page = browser.http.get(f"/login/{started.transaction_id}")
+            pages.append(page.get_data(as_text=True))
         return error.code
     assert browser.status(started)["state"] == "card_verified"
     return outcome.status

@@ -307,7 +307,16 @@ def _failure_key(code: str | None) -> str | None:
         "sign_transaction_unavailable",
         "signer_mismatch",
     }
+    # The typed revocation refusals (idp.card.validation.errors) read like their parent to
+    # the resident: the status could not be checked; the code stays in logs and metrics.
+    code = _SAME_TEXT_AS.get(code, code)
     return f"failure_{code}" if code in known else "failure_default"
+
+
+_SAME_TEXT_AS: Final = {
+    "revocation_stale": "revocation_unavailable",
+    "ocsp_response_invalid": "revocation_unavailable",
+}
 
 
 def _status_key(state: TxState) -> str:

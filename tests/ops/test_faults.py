@@ -50,6 +50,7 @@ pytestmark = pytest.mark.redis
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 RECOVERY_SECONDS = 30.0
+REVOCATION_TEXT = "電子証明書の失効情報を確認できませんでした"
 
 
 def _ready(app: Flask) -> tuple[int, dict[str, Any]]:
@@ -196,7 +197,9 @@ def test_ocsp_responder_down(
         responder.stop()
         closed = sample("myna_revocation_fail_closed_total", reason="revocation_unavailable")
         errors = sample("myna_ocsp_responder_errors_total", kind="revocation_unavailable")
-        assert attempt_login(app, login_pki, "suzuki") == "revocation_unavailable"
+        pages: list[str] = []
+        assert attempt_login(app, login_pki, "suzuki", pages=pages) == "revocation_unavailable"
+        assert REVOCATION_TEXT in pages[0]
         assert sample("myna_revocation_fail_closed_total", reason="revocation_unavailable") == (
             closed + 1
         )
@@ -240,7 +243,9 @@ def test_crl_stale(sqlite_url: str, redis_url: str, login_pki: LoginPki) -> None
         server.failing = True
         assert wait_until(lambda: datetime.now(UTC) > soon, timeout=10)
         closed = sample("myna_revocation_fail_closed_total", reason="revocation_stale")
-        assert attempt_login(app, login_pki, "suzuki") == "revocation_stale"
+        pages: list[str] = []
+        assert attempt_login(app, login_pki, "suzuki", pages=pages) == "revocation_stale"
+        assert REVOCATION_TEXT in pages[0]  # what the resident reads
         assert sample("myna_revocation_fail_closed_total", reason="revocation_stale") == closed + 1
         status, body = _ready(app)
         assert status == 503 and body["failed"] == ["revocation"]
