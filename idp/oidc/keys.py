@@ -153,18 +153,30 @@ def _wrap(der: bytes, kid: str, kek: bytes) -> str:
     return f"{_WRAP_PREFIX}{kek_fingerprint(kek)}.{body}"
 
 
-def _unwrap(stored: str, kid: str, kek: bytes | None) -> bytes:
+def _keks(settings: Settings) -> tuple[bytes, ...]:
+    """The key-encryption keys that may open stored keys: the configured one, then the one
+    being replaced (``IDP_KEY_ENCRYPTION_KEY_PREVIOUS``)."""
+    return tuple(
+        kek
+        for kek in (settings.key_encryption_key, settings.key_encryption_key_previous)
+        if kek is not None
+    )
+
+
+def _unwrap(stored: str, kid: str, keks: tuple[bytes, ...]) -> bytes:
     """The PKCS#8 DER of a wrapped key."""
     fingerprint, _, body = stored.removeprefix(_WRAP_PREFIX).partition(".")
-    if kek is None:
+    if not keks:
         raise KeyStorageError(
             f"key {kid} is encrypted (key-encryption key {fingerprint}); "
             "set IDP_KEY_ENCRYPTION_KEY or IDP_KEY_ENCRYPTION_KEY_FILE"
         )
-    if fingerprint != kek_fingerprint(kek):
+    kek = next((kek for kek in keks if kek_fingerprint(kek) == fingerprint), None)
+    if kek is None:
+        configured = ", ".join(kek_fingerprint(kek) for kek in keks)
         raise KeyStorageError(
             f"key {kid} is encrypted under key-encryption key {fingerprint}, "
-            f"the configured one is {kek_fingerprint(kek)} (wrong IDP_KEY_ENCRYPTION_KEY)"
+            f"the configured one is {configured} (wrong IDP_KEY_ENCRYPTION_KEY)"
         )
     raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     try:
@@ -175,21 +187,28 @@ def _unwrap(stored: str, kid: str, kek: bytes | None) -> bytes:
         raise KeyStorageError(f"key {kid}: stored ciphertext altered or moved") from exc
 
 
-def _private_der(stored: str, kid: str, kek: bytes | None) -> bytes:
+def _private_der(stored: str, kid: str, keks: tuple[bytes, ...]) -> bytes:
     """The PKCS#8 DER of a stored key, whatever form it is stored in."""
     if stored.startswith(_WRAP_PREFIX):
-        return _unwrap(stored, kid, kek)
+        return _unwrap(stored, kid, keks)
     if not stored:
         raise KeyStorageError(f"key {kid} is retired: its private part is gone")
-    password: bytes | None = None
-    if "ENCRYPTED PRIVATE KEY" in stored:  # written by versions before AES-GCM wrapping
-        if kek is None:
+    if "ENCRYPTED PRIVATE KEY" not in stored:
+        try:
+            private = serialization.load_pem_private_key(stored.encode("ascii"), password=None)
+        except ValueError as exc:
+            raise KeyStorageError(f"key {kid}: the stored private key is unreadable") from exc
+    else:  # written by versions before AES-GCM wrapping: the KEK was the PEM password
+        if not keks:
             raise KeyStorageError(f"key {kid} is encrypted; set IDP_KEY_ENCRYPTION_KEY")
-        password = kek
-    try:
-        private = serialization.load_pem_private_key(stored.encode("ascii"), password=password)
-    except ValueError as exc:
-        raise KeyStorageError(f"key {kid}: wrong IDP_KEY_ENCRYPTION_KEY") from exc
+        for kek in keks:
+            try:
+                private = serialization.load_pem_private_key(stored.encode("ascii"), kek)
+                break
+            except ValueError:
+                continue
+        else:
+            raise KeyStorageError(f"key {kid}: wrong IDP_KEY_ENCRYPTION_KEY")
     return private.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -205,8 +224,8 @@ def _seal(der: bytes, kid: str, kek: bytes | None) -> str:
     ).decode("ascii")
 
 
-def _open(row: SigningKey, kek: bytes | None) -> Key:
-    der = _private_der(row.private_key_pem, row.kid, kek)
+def _open(row: SigningKey, keks: tuple[bytes, ...]) -> Key:
+    der = _private_der(row.private_key_pem, row.kid, keks)
     private = serialization.load_der_private_key(der, password=None)
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -416,7 +435,8 @@ def algorithms_in_use(settings: Settings) -> list[str]:
 
 def encrypt_stored_keys(settings: Settings) -> int:
     """Wrap every unretired key not yet wrapped under the configured key-encryption key
-    (plaintext PEM, or the older encrypted PEM); returns how many. Needs the key."""
+    (plaintext PEM, the older encrypted PEM, or wrapped under the previous key-encryption key);
+    returns how many. Needs the key."""
     kek = settings.key_encryption_key
     if kek is None:
         raise KeyStorageError("no key-encryption key: set IDP_KEY_ENCRYPTION_KEY(_FILE)")
@@ -426,43 +446,45 @@ def encrypt_stored_keys(settings: Settings) -> int:
         for row in list_signing_keys(session=session):
             if row.state == KeyState.RETIRED or row.private_key_pem.startswith(prefix):
                 continue
-            der = _private_der(row.private_key_pem, row.kid, kek)
+            der = _private_der(row.private_key_pem, row.kid, _keks(settings))
             row.private_key_pem = _wrap(der, row.kid, kek)
             count += 1
     return count
 
 
-def _problems(rows: Iterable[SigningKey], kek: bytes | None) -> list[str]:
+def _problems(rows: Iterable[SigningKey], keks: tuple[bytes, ...]) -> list[str]:
     problems: list[str] = []
     for row in rows:
         if row.state == KeyState.RETIRED:
             continue
         try:
-            _private_der(row.private_key_pem, row.kid, kek)
+            _private_der(row.private_key_pem, row.kid, keks)
         except KeyStorageError as exc:
             problems.append(str(exc))
     return problems
 
 
 def prepare_signing_keys(app: Flask, settings: Settings) -> None:
-    """At start: every stored key must open with the configured key-encryption key
-    (:class:`KeyEncryptionError` otherwise, so the process does not start); with a key set,
-    keys still stored in plaintext are wrapped. Skipped, with a warning, when the database
-    cannot be read yet (not migrated, or down): the keys are then checked when first used."""
+    """At start: every stored key must open with the configured key-encryption key or the
+    previous one (:class:`KeyEncryptionError` otherwise, so the process does not start); with a
+    key set, keys stored in plaintext or under the previous key are (re-)wrapped under it.
+    Skipped, with a warning, when the database cannot be read yet (not migrated, or down): the
+    keys are then checked when first used."""
     with app.app_context():
         try:
             rows = list_signing_keys()
-            problems = _problems(rows, settings.key_encryption_key)
+            problems = _problems(rows, _keks(settings))
             if problems:
                 raise KeyEncryptionError(problems)
             kek = settings.key_encryption_key
+            current = f"{_WRAP_PREFIX}{kek_fingerprint(kek)}." if kek is not None else ""
             if kek is not None and any(
-                row.state != KeyState.RETIRED and not row.private_key_pem.startswith(_WRAP_PREFIX)
+                row.state != KeyState.RETIRED and not row.private_key_pem.startswith(current)
                 for row in rows
             ):
                 wrapped = encrypt_stored_keys(settings)
                 log.warning(
-                    "wrapped %d plaintext signing key(s) under the key-encryption key", wrapped
+                    "wrapped %d signing key(s) under the current key-encryption key", wrapped
                 )
         except SQLAlchemyError as exc:
             log.warning("signing keys not checked at start (database: %s)", type(exc).__name__)
@@ -499,7 +521,7 @@ class KeyRing:
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         row = self._active_row(alg)
-        active = ActiveKey(kid=row.kid, alg=alg, key=_open(row, self._settings.key_encryption_key))
+        active = ActiveKey(kid=row.kid, alg=alg, key=_open(row, _keks(self._settings)))
         with self._lock:
             self._signers[alg] = (time.monotonic() + self._settings.key_cache_seconds, active)
         return active

@@ -333,6 +333,7 @@ def test_the_kek_can_come_from_a_file(
         ({"KEY_ENCRYPTION_KEY": "short"}, "at least 32"),
         ({"KEY_PREPUBLISH_SECONDS": 300}, "longer than IDP_JWKS_MAX_AGE"),
         ({"KEY_ROTATION_DAYS": -1}, "IDP_KEY_ROTATION_DAYS"),
+        ({"KEY_ENCRYPTION_KEY_PREVIOUS": KEK}, "needs IDP_KEY_ENCRYPTION_KEY"),
     ],
 )
 def test_bad_key_settings_stop_the_start(config: dict[str, object], fragment: str) -> None:
@@ -358,6 +359,30 @@ def test_plaintext_keys_are_wrapped_when_a_kek_arrives(
         assert get_keyring().signing_key("ES256").kid == kid  # the same key, now wrapped
     with plain.app_context(), pytest.raises(KeyStorageError):
         get_keyring().signing_key("ES256")  # without the key-encryption key: unreadable
+
+
+def test_changing_the_kek_with_the_previous_one_alongside(
+    app_factory: Callable[..., Flask], same_database: Callable[..., Flask]
+) -> None:
+    old, new = "o" * 40, "n" * 40
+    first = app_factory(KEY_ENCRYPTION_KEY=old)
+    with first.app_context():
+        kid = get_keyring().signing_key("ES256").kid
+    too_early = same_database(KEY_ENCRYPTION_KEY=new)
+    with pytest.raises(KeyEncryptionError):  # the new key alone opens nothing yet
+        prepare_signing_keys(too_early, get_settings(too_early))
+    changing = same_database(KEY_ENCRYPTION_KEY=new, KEY_ENCRYPTION_KEY_PREVIOUS=old)
+    with changing.app_context():
+        assert get_keyring().signing_key("ES256").kid == kid  # opens under the previous key
+    prepare_signing_keys(changing, get_settings(changing))  # the start re-wraps
+    with changing.app_context():
+        assert encrypt_stored_keys(get_settings()) == 0
+    only_new = same_database(KEY_ENCRYPTION_KEY=new)
+    prepare_signing_keys(only_new, get_settings(only_new))  # starts with the new key alone
+    with only_new.app_context():
+        assert get_keyring().signing_key("ES256").kid == kid
+    with pytest.raises(KeyEncryptionError):  # the old key no longer opens them
+        prepare_signing_keys(first, get_settings(first))
 
 
 @pytest.fixture
