@@ -30,6 +30,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from flask import Blueprint, Response, json, request
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from idp.extensions import get_settings, get_store
@@ -291,6 +293,13 @@ def store_unavailable(error: StoreUnavailableError) -> Response:
     return error_response(DeviceError("temporarily_unavailable"))
 
 
+@bp.errorhandler(OperationalError)
+@bp.errorhandler(PoolTimeoutError)
+def database_unavailable(error: OperationalError | PoolTimeoutError) -> Response:
+    log.error("database unavailable: %s", type(error).__name__)
+    return error_response(DeviceError("temporarily_unavailable"))
+
+
 @bp.errorhandler(RequestEntityTooLarge)
 def too_large(error: RequestEntityTooLarge) -> Response:
     return error_response(DeviceError("request_too_large"))
@@ -309,5 +318,8 @@ def unknown(rest: str) -> Response:
 @bp.errorhandler(HTTPException)
 def http_error(error: HTTPException) -> Response:
     codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+    if (error.code or 400) >= 500:
+        # An unexpected failure (already logged by Flask): not the device's fault.
+        return error_response(DeviceError("temporarily_unavailable"))
     code = codes.get(error.code or 400, "invalid_json")
     return error_response(DeviceError(code))

@@ -27,6 +27,7 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError
 from authlib.oauth2.rfc6750.errors import InvalidTokenError
 from flask import Flask, Response, json, render_template, request
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from idp.oidc.keys import KeyStorageError
@@ -368,6 +369,12 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def database_unavailable(exc: OperationalError) -> Response:
         log.error("database unavailable: %s", type(exc.orig).__name__)
+        return _respond("temporarily_unavailable", None)
+
+    @app.errorhandler(PoolTimeoutError)
+    def database_busy(exc: PoolTimeoutError) -> Response:
+        # Every connection of the worker's pool stayed in use past the pool's timeout.
+        log.error("database connection pool exhausted")
         return _respond("temporarily_unavailable", None)
 
     @app.errorhandler(KeyStorageError)

@@ -1,5 +1,6 @@
 """Load: two provider instances on one PostgreSQL and one Redis, 500 complete card logins in
-flight at once, zero errors, one release record per login, every code redeemed exactly once.
+flight at once, zero errors, one release record per login (the audit chain intact), every code
+redeemed exactly once.
 
 Two gunicorn processes (``idp.ops.gunicorn_conf``, one gthread worker each, on different free
 loopback ports) share the issuer, the database and the Redis namespace, as instances behind a
@@ -29,18 +30,25 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from flask import Flask
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from login_support import Browser, FlaskHttp, LoginPki, dispose, make_login_app, software_token
+from provider_support import RelyingParty
 from sqlalchemy import create_engine, func, select
 
+from idp.app import create_app
 from idp.card.testpki import RESIDENTS, ResidentCredentials, TestPki
-from idp.storage.audit import Release
+from idp.extensions import close_connections
+from idp.storage.audit import ChainReport, Release, verify_chain
+from idp.storage.base import db
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from support import (
@@ -48,6 +56,7 @@ from support import (
     FlowError,
     FlowResult,
     Gunicorn,
+    app_config,
     card_login,
     free_port,
     prepare_database,
@@ -70,6 +79,7 @@ class Cluster:
     client: BenchClient
     credentials: dict[str, ResidentCredentials]
     database_url: str
+    env: dict[str, str]
 
     def releases(self) -> int:
         engine = create_engine(self.database_url, pool_size=1, max_overflow=0)
@@ -78,6 +88,15 @@ class Cluster:
                 return int(connection.scalar(select(func.count()).select_from(Release)) or 0)
         finally:
             engine.dispose()
+
+    def audit_chain(self) -> ChainReport:
+        """``verify_chain`` over the shared database (what ``idp audit verify`` runs)."""
+        app = create_app(app_config(self.env))
+        try:
+            with app.app_context():
+                return verify_chain()
+        finally:
+            close_connections(app)
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +135,7 @@ def cluster(
             client=client,
             credentials={key: pki.issue(RESIDENTS[key]) for key in RESIDENT_KEYS},
             database_url=database_url,
+            env=env,
         )
     finally:
         for instance in instances:
@@ -213,4 +233,59 @@ def test_500_concurrent_logins_on_two_instances(cluster: Cluster) -> None:
         replays = Counter(pool.map(replay, [result for _, result in outcomes]))
     assert replays == Counter({(400, "invalid_grant"): FLOWS}), replays
     assert cluster.releases() - before == FLOWS  # the refused replays released nothing
+    # 500 records appended at once by two instances: the hash chain holds, without a gap.
+    chain = cluster.audit_chain()
+    assert chain.ok, chain.broken
+    assert chain.records == cluster.releases()
     _no_server_errors(cluster)
+
+
+# -- what a worker answers when its database pool is exhausted --------------------------------
+
+
+@contextmanager
+def exhausted_pool(app: Flask, wait: float = 0.2) -> Iterator[None]:
+    """Every connection the worker's pool may open is checked out; a request waits ``wait``
+    seconds for one (the pool's own timeout, shortened: QueuePool's ``_timeout``)."""
+    with app.app_context():
+        engine = db.engine
+        pool = engine.pool
+        saved = pool._timeout  # type: ignore[attr-defined]
+        pool._timeout = wait  # type: ignore[attr-defined]
+        held = [engine.connect() for _ in range(pool.size() + pool._max_overflow)]  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            for connection in held:
+                connection.close()
+            pool._timeout = saved  # type: ignore[attr-defined]
+
+
+def test_an_exhausted_database_pool_is_503_not_500(
+    database_url: str, redis_url: str, login_pki: LoginPki
+) -> None:
+    """Under the load above a request can wait for a database connection past the pool's
+    timeout: the device API and the OAuth endpoints answer temporarily_unavailable (503),
+    never a 500 nor a misleading client error."""
+    app = make_login_app(database_url, redis_url, login_pki)
+    try:
+        rp = RelyingParty(app)
+        started = Browser(rp).start(rp.authorization_request())
+        device = FlaskHttp(app)
+        status, document = device.get(started.handoff_url)
+        assert status == 200, document
+        token = software_token(login_pki.credentials("yamada"), document)
+        with exhausted_pool(app):
+            status, body = device.post(started.handoff_url + "/response", token)
+            assert (status, body["error"]) == (503, "temporarily_unavailable"), body
+            answer = rp.token_request("some-code", "some-verifier")
+            assert answer.status_code == 503, answer.get_data(as_text=True)
+            assert answer.get_json()["error"] == "temporarily_unavailable"
+        # The refused response had spent its challenge: sent again it is refused, cleanly.
+        status, body = device.post(started.handoff_url + "/response", token)
+        assert (status, body["error"]) == (409, "nonce_used"), body
+        # The OAuth side answers again once connections are free.
+        answer = rp.token_request("some-code", "some-verifier")
+        assert answer.status_code == 400 and answer.get_json()["error"] == "invalid_grant"
+    finally:
+        dispose(app)
