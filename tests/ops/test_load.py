@@ -2,9 +2,10 @@
 flight at once, zero errors, one release record per login (the audit chain intact), every code
 redeemed exactly once.
 
-Two gunicorn processes (``idp.ops.gunicorn_conf``, one gthread worker each, on different free
-loopback ports) share the issuer, the database and the Redis namespace, as instances behind a
-load balancer do; the test plays the balancer by choosing the instance per request. Each flow
+Two gunicorn processes (``idp.ops.gunicorn_conf`` as it is: two gthread workers of 250 threads
+each on this machine, on different free loopback ports) share the issuer, the database and the
+Redis namespace, as instances behind a load balancer do; the test plays the balancer by choosing
+the instance per request. Each flow
 is the whole login over HTTP: ``/authorize`` and the login page, the device API with the
 resident's software card key (the real validation path: chain to the test CA, validity, key
 usage, policy, CRL, RS256 over the challenge, nonce, resident lookup), status, continue (code
@@ -124,9 +125,7 @@ def cluster(
     instances: list[Gunicorn] = []
     try:
         for index, port in enumerate(ports):
-            instances.append(
-                Gunicorn(env, port=port, workers=1, log=directory / f"gunicorn-{index}.log")
-            )
+            instances.append(Gunicorn(env, port=port, log=directory / f"gunicorn-{index}.log"))
         for instance in instances:
             instance.wait_ready()
         yield Cluster(
