@@ -70,6 +70,9 @@ def test_screens_in_japanese(desktop: Page, phone: Page, stack: Stack, shots: Sh
     shots(desktop, "desktop-qr-ja")
 
     stale = current_frame(desktop)
+    phone.goto(stale)  # what a phone camera opens from the QR code (no app yet)
+    expect(phone.locator("#app-link")).to_be_visible()
+    shots(phone, "phone-landing-ja", full_page=True)
     phone.goto(stack.phone.url + "/")
     expect(phone.locator("h1")).to_have_text("QRコードを読み取る")
     time.sleep(WINDOW + 1.2)
@@ -111,6 +114,7 @@ def test_screens_in_japanese(desktop: Page, phone: Page, stack: Stack, shots: Sh
     desktop.wait_for_url("**/continue**")
     expect(desktop.locator('button[value="approve"]')).to_be_visible()
     shots(desktop, "desktop-consent-ja")
+    after_consent(desktop, stack, shots, "ja")
 
 
 def test_screens_in_english(desktop: Page, phone: Page, stack: Stack, shots: Shots) -> None:
@@ -138,3 +142,26 @@ def test_screens_in_english(desktop: Page, phone: Page, stack: Stack, shots: Sho
     phone.click("#ok")
     step(phone, "done")
     expect(phone.locator("h1")).to_have_text("Done")
+    desktop.wait_for_url("**/continue**")
+    expect(desktop.locator("h1")).to_have_text("Consent to share your information")
+    shots(desktop, "desktop-consent-en")
+    after_consent(desktop, stack, shots, "en")
+    frame_page = stack.idp.url + "/m/" + "A" * 43 + "?t=1&c=AAAA&lang=en"
+    phone.goto(frame_page)
+    shots(phone, "phone-landing-invalid-en", full_page=True)
+
+
+def after_consent(desktop: Page, stack: Stack, shots: Shots, locale: str) -> None:
+    """Agree, the service's page, the resident's portal, an error page."""
+    desktop.click('button[value="approve"]')
+    desktop.wait_for_url(stack.rp.url + "/me")
+    shots(desktop, f"desktop-done-{locale}")
+    desktop.goto(f"{stack.idp.url}/account?lang={locale}")
+    expect(desktop.locator("h1")).to_be_visible()
+    if "/account" in desktop.url:
+        shots(desktop, f"desktop-portal-{locale}")
+    desktop.goto(
+        f"{stack.idp.url}/authorize?client_id=unknown&response_type=code&scope=openid&ui_locales={locale}"
+    )
+    expect(desktop.locator("#error-code")).to_have_text("invalid_client")
+    shots(desktop, f"desktop-error-{locale}")
