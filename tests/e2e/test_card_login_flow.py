@@ -51,9 +51,10 @@ def test_first_login_enrolls_then_pin1_only(
     assert not any(TEXT_AP_AID in command for command in card.commands)
     assert card.pin_tries(0x0018) == 3 and card.pin_tries(0x001B) == 5
 
-    # second login: PIN1 only, consent remembered, same sub
+    # second login (prompt=login: the provider session would answer): PIN1 only, consent
+    # remembered, same sub
     card2, client2 = virtual_card(login_pki, creds)
-    request2, params2, outcome2 = full_login(rp, client2)
+    request2, params2, outcome2 = full_login(rp, client2, prompt="login")
     assert not outcome2.enrolled and outcome2.rounds == 1
     token2 = rp.token_request(params2["code"][0], request2.verifier).get_json()
     info2 = rp.userinfo(token2["access_token"]).get_json()

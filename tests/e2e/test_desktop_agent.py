@@ -167,8 +167,8 @@ def test_desktop_reader_login_end_to_end(pcsc_live: LiveServer, emulated_card: I
     assert_no_secret(result, "1234", "ABC123")
     info = finish(pcsc_live, rp, browser, started, request)
     assert info["name"] == "鈴木　花子" and info["gender"] == "female"
-    # second login: PIN1 only
-    browser, started, request = start(rp)
+    # second login (prompt=login: the provider session would answer): PIN1 only
+    browser, started, request = start(rp, prompt="login")
     result = agent(started.handoff_url, "--reader", VPCD_READER, input="\n1234\n")
     assert result.exit_code == 0, result.output
     assert "card registered" not in result.stdout

@@ -265,8 +265,8 @@ def test_remembered_consent_skips_the_page_unless_prompt_consent(
 ) -> None:
     browser, started = verified_login(rp, login_pki, scope="openid name address")
     browser.consent(started, browser.proceed(started).get_data(as_text=True))
-    # the same items again: straight back to the relying party
-    browser, started = verified_login(rp, login_pki, scope="openid name")
+    # the same items again (a new card login): straight back to the relying party
+    browser, started = verified_login(rp, login_pki, scope="openid name", prompt="login")
     response = browser.proceed(started)
     assert response.status_code == 302 and "code=" in response.headers["Location"]
     # prompt=consent shows the page anyway
