@@ -9,6 +9,7 @@ relying party, the phone simulator.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,13 @@ def check(page: Page, name: str, locale: str = "ja") -> None:
     Japanese page (tests/browser/a11y_support.py, tests/i18n_support.py)."""
     assert_accessible(page, name)
     assert_translated(page.content(), locale, name)
+
+
+def shot(page: Page, name: str) -> None:
+    """With ``MYNA_SCREENSHOT_DIR`` set, keep a PNG of the page (docs/screenshots/portal-*)."""
+    target = os.environ.get("MYNA_SCREENSHOT_DIR")  # noqa: TID251 - opt-in output directory
+    if target:
+        page.screenshot(path=str(Path(target) / f"portal-{name}.png"), full_page=True)
 
 
 def keyboard_reaches(page: Page, name: str, *labels: str) -> None:
@@ -90,6 +98,7 @@ def test_a_resident_uses_every_portal_action(desktop: Page, phone: Page, stack: 
     expect(desktop.locator("#verification")).to_contain_text("JPKI")
     expect(desktop.locator("#credentials > li")).to_have_count(2)
     check(desktop, "portal overview")
+    shot(desktop, "overview-ja")
     keyboard_reaches(desktop, "portal overview", "#signout")
     assert_reflows(desktop, "portal overview", ("#signout",))
     assert_text_resizes(desktop, "portal overview", ("#signout",))
@@ -101,12 +110,14 @@ def test_a_resident_uses_every_portal_action(desktop: Page, phone: Page, stack: 
     expect(desktop.locator("#releases")).to_contain_text("加賀市 電子申請（デモ）")
     expect(desktop.locator("#releases")).to_contain_text("住所")
     check(desktop, "portal history")
+    shot(desktop, "history-ja")
 
     # English on the same page
     desktop.click("header .lang a")
     expect(desktop.locator("html")).to_have_attribute("lang", "en")
     expect(desktop.locator("h1")).to_have_text("What was shared with which service")
     check(desktop, "portal history (en)", "en")
+    shot(desktop, "history-en")
     desktop.click("header .lang a")
     expect(desktop.locator("html")).to_have_attribute("lang", "ja")
 
@@ -117,6 +128,7 @@ def test_a_resident_uses_every_portal_action(desktop: Page, phone: Page, stack: 
     desktop.click('#consents li[data-client="demo-rp"] button')
     expect(desktop.locator("h1")).to_have_text("同意を取り消しました")
     check(desktop, "portal consent withdrawn")
+    shot(desktop, "withdrawn-ja")
     desktop.click("text=アカウントに戻る")
     desktop.click('nav a[href$="/account/consents"]')
     expect(desktop.locator("#no-consents")).to_be_visible()
@@ -147,6 +159,7 @@ def test_a_resident_uses_every_portal_action(desktop: Page, phone: Page, stack: 
     desktop.click('nav a[href$="/account/delete"]')
     expect(desktop.locator("#kept")).to_contain_text("監査")
     check(desktop, "portal delete")
+    shot(desktop, "delete-ja")
     keyboard_reaches(desktop, "portal delete", "#confirm", "#delete-account")
     desktop.click("#delete-account")  # not confirmed yet
     expect(desktop.locator("#confirm-error")).to_be_visible()
@@ -172,4 +185,6 @@ def test_every_problem_page_in_both_languages(desktop: Page, stack: Stack) -> No
             desktop.goto(f"{stack.idp.url}/account/problem/{code}?lang={locale}")
             expect(desktop.locator("#failure")).to_have_attribute("data-code", code)
             check(desktop, f"problem {code} ({locale})", locale)
+            if code == "pin_blocked":
+                shot(desktop, f"problem-pin-blocked-{locale}")
     assert_reflows(desktop, "problem page", ("h1",))
