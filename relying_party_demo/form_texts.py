@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlencode
 
+from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, Response, request
@@ -82,6 +84,22 @@ def text(key: str, lang: str) -> str:
         return str(gettext(MESSAGES[key]))
 
 
+JST: Final = timezone(timedelta(hours=9), "JST")
+
+
+def moment(value: str, lang: str | None = None) -> str:
+    """An ISO 8601 time as residents read it, in Japan time: ``2026年11月29日 21:45`` or
+    ``29 November 2026, 21:45 JST``; anything unparsable as it is."""
+    try:
+        when = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return value
+    local = (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(JST)
+    if (lang or current_locale()) == "ja":
+        return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+    return f"{format_date(local.date(), 'd MMMM y', locale='en')}, {local:%H:%M} JST"
+
+
 def current_locale() -> str:
     locale = get_locale()
     return locale.language if locale is not None else "ja"
@@ -135,6 +153,7 @@ def init_app(app: Flask) -> None:
         locale_selector=_select,
     )
     app.after_request(_remember)
+    app.jinja_env.filters["moment"] = moment
     app.jinja_env.globals.update(
         t=lambda key: text(key, current_locale()),
         current_locale=current_locale,

@@ -97,7 +97,7 @@ def test_the_health_check_form_is_seeded_and_needs_a_login(rp_app: Flask) -> Non
 def test_identity_block_fills_itself_read_only_with_the_badge(rp_app: Flask) -> None:
     page = logged_in(rp_app).get(f"/forms/{FORM}").get_data(as_text=True)
     assert "マイナンバーカードで確認済み" in page
-    assert f'<time id="verified-at">{VERIFIED_AT}</time>' in page
+    assert f'<time id="verified-at" datetime="{VERIFIED_AT}">' in page
     for item, value in (
         ("name", "山田　太郎"),
         ("address", "石川県加賀市大聖寺南町ニ４１番地"),
@@ -117,7 +117,7 @@ def test_without_verified_claims_the_badge_shows_the_login_time(rp_app: Flask) -
     with client.session_transaction() as session:
         session["profile"] = {"sub": "s", "auth_time": 1_800_000_000, "claims": dict(YAMADA)}
     page = client.get(f"/forms/{FORM}").get_data(as_text=True)
-    assert '<time id="verified-at">2027-01-15T08:00:00Z</time>' in page
+    assert '<time id="verified-at" datetime="2027-01-15T08:00:00Z">2027年1月15日 17:00</time>' in page
 
 
 def test_answers_are_checked(rp_app: Flask) -> None:

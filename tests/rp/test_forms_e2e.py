@@ -129,7 +129,7 @@ def test_sign_and_submit_then_staff_and_openssl_verify(
     rp = rp_app.test_client()
     page = log_in_to_the_form(rp, login_pki)
     assert "マイナンバーカードで確認済み" in page and 'value="山田　太郎"' in page
-    assert re.search(r'<time id="verified-at">\d{4}-\d\d-\d\dT', page)
+    assert re.search(r'<time id="verified-at" datetime="\d{4}-\d\d-\d\dT', page)
 
     # forged identity fields are ignored: the document carries the verified claims
     submission_id, authorize_url = review_and_sign(
