@@ -21,7 +21,8 @@ def login_userinfo(
     rp: RelyingParty, login_pki: LoginPki, creds: ResidentCredentials
 ) -> tuple[dict, bool]:
     _, client = virtual_card(login_pki, creds)
-    request, params, outcome = full_login(rp, client)
+    # prompt=login: every login here is a card login (the provider session would answer)
+    request, params, outcome = full_login(rp, client, prompt="login")
     token = rp.token_request(params["code"][0], request.verifier).get_json()
     info = rp.userinfo(token["access_token"]).get_json()
     assert isinstance(info, dict)
