@@ -11,10 +11,18 @@ import copy
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
-from login_support import Browser, LoginPki, device_login, full_login, virtual_card
+from login_support import (
+    Browser,
+    LoginPki,
+    device_login,
+    full_login,
+    software_token,
+    virtual_card,
+)
 from portal_support import PortalBrowser
 from provider_support import RelyingParty
 from sqlalchemy import func, select, text
@@ -286,3 +294,38 @@ def test_a_delete_waits_for_a_login_holding_the_row_and_then_wins(
     with app.app_context():
         assert get_resident(resident_id) is None
         assert get_consent(resident_id, rp.client_id) is None
+
+
+def test_deleting_the_account_between_the_card_rounds_fails_the_refresh_cleanly(
+    app: Flask, rp: RelyingParty, login_pki: LoginPki
+) -> None:
+    """The record is due for re-reading, so the login has two rounds (PIN1, then the signature
+    certificate); the account is deleted in between: the second round fails with
+    ``account_deleted`` and the page says so; nothing is re-created."""
+    portal, _, resident_id = signed_in_with_a_consent(app, rp, login_pki)
+    refresh_page = portal.page("/account/refresh")
+    assert portal.post("/account/refresh", {"csrf": portal.csrf(refresh_page)}).status_code == 303
+    fresh = copy.copy(rp)
+    fresh.http = rp.app.test_client()
+    browser = Browser(fresh)
+    started = browser.start(rp.authorization_request())
+    device = app.test_client(use_cookies=False)
+    path = urlsplit(started.handoff_url).path
+    credentials = login_pki.credentials("yamada")
+    first = device.post(
+        path + "/response", json=software_token(credentials, device.get(path).get_json())
+    )
+    assert first.status_code == 200 and browser.status(started)["state"] == "enroll_needed"
+
+    delete_page = portal.page("/account/delete")
+    portal.post("/account/delete", {"csrf": portal.csrf(delete_page), "confirm": "yes"})
+
+    second = device.post(
+        path + "/response", json=software_token(credentials, device.get(path).get_json())
+    )
+    assert (second.status_code, second.get_json()["error"]) == (422, "account_deleted")
+    page = browser.http.get(f"/login/{started.transaction_id}").get_data(as_text=True)
+    assert 'data-code="account_deleted"' in page
+    with app.app_context():
+        assert get_resident(resident_id) is None
+    assert resident_ids(app) == [resident_id]  # no new account half-made
