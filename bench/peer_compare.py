@@ -554,13 +554,13 @@ def report(runs: list[Run], levels: list[int]) -> str:
         return mean([get(row) for row in by[(server, level)]])
 
     out = [
-        "| conc | server | flows/s | server CPU ms/flow | + storage | token p50 ms | "
+        "| conc | server | logins/s | server CPU ms/login | + storage | token p50 ms | "
         "token p99 ms | discovery req/s | CPU µs/req | JWKS req/s | CPU µs/req | errors |",
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     ratios = [
-        "| conc | flows/s | server CPU ms/flow | + storage | token p50 | token p99 | "
-        "discovery req/s | CPU/req | JWKS req/s | CPU/req |",
+        "| conc | logins/s | server CPU ms/login | + storage | token p50 | token p99 | "
+        "discovery req/s | discovery CPU/req | JWKS req/s | JWKS CPU/req |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for level in levels:
