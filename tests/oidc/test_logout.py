@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from click.testing import CliRunner
 from flask import Flask
 from joserfc import jwt
 from prometheus_client import REGISTRY
@@ -29,10 +30,12 @@ from session_support import (
     verified_claims,
 )
 
+from idp.cli import main
 from idp.oidc.backchannel import LOGOUT_EVENT
 from idp.oidc.clients import ClientRegistrationError, new_client
 from idp.oidc.server import get_keyring
 from idp.oidc.sessions import current_session, end_client_sessions, sessions_for
+from idp.storage.clients import get_client
 
 ITEMS = ("name", "address", "birthdate", "gender")
 AFTER = "https://rp.example.jp/signed-out"
@@ -134,6 +137,45 @@ def test_registration_keeps_logout_settings(app: Flask) -> None:
     assert created.client.post_logout_redirect_uris == [AFTER]
     assert created.client.backchannel_logout_uri == "http://127.0.0.1:8080/bc"
     assert created.client.backchannel_logout_session_required is True
+
+
+def test_the_cli_registers_logout_settings(
+    app: Flask, db_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "IDP_ISSUER": "http://localhost:5000",
+        "IDP_SECRET_KEY": "c" * 40,
+        "IDP_PAIRWISE_SECRET": "d" * 40,
+        "IDP_DATABASE_URL": db_url,
+        "IDP_REDIS_URL": redis_url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    base = ["clients", "add", "--name", "市", "--redirect-uri", "https://rp.example.jp/cb"]
+    base += ["--auth-method", "none", "--client-id", "cli-logout"]
+    result = CliRunner().invoke(
+        main,
+        [
+            *base,
+            "--post-logout-redirect-uri",
+            AFTER,
+            "--backchannel-logout-uri",
+            "https://rp.example.jp/bc",
+            "--backchannel-logout-session-required",
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        row = get_client("cli-logout")
+        assert row is not None
+        assert row.post_logout_redirect_uris == [AFTER]
+        assert row.backchannel_logout_uri == "https://rp.example.jp/bc"
+        assert row.backchannel_logout_session_required is True
+    refused = CliRunner().invoke(
+        main, [*base[:-1], "cli-2", "--backchannel-logout-uri", "http://rp.example.jp/bc"]
+    )
+    assert refused.exit_code == 1
+    assert "back-channel logout URI must be https" in refused.output
 
 
 # -- RP-initiated logout, attributed --------------------------------------------------------
