@@ -6,9 +6,10 @@ default) and redeemed with ``GETDEL`` (atomic: one redemption wins). Redemption 
 issued, refresh tokens included (``revoked-grant:<code hash>``) and answers ``invalid_grant``.
 
 The ID token (:class:`IdToken`) carries ``iss aud exp iat auth_time nonce acr amr sub at_hash``,
-``sid`` (the provider session, :mod:`idp.oidc.sessions`) and a ``kid`` header; it is signed with the client's ``id_token_signed_response_alg`` (ES256
-by default). Personal claims go into it only when the ``claims`` parameter asked for them there
-(and their items were granted); otherwise they are released at userinfo only.
+``sid`` (the provider session, :mod:`idp.oidc.sessions`) and a ``kid`` header; it is signed
+with the client's ``id_token_signed_response_alg`` (ES256 by default). Personal claims go into it
+only when the ``claims`` parameter asked for them there (and their items were granted);
+otherwise they are released at userinfo only.
 """
 
 from __future__ import annotations
