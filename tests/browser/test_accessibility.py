@@ -102,6 +102,9 @@ def test_every_state_of_a_successful_login(desktop: Page, phone: Page, stack: St
 
     desktop.wait_for_url(re.compile(r"/login/[A-Za-z0-9_-]+/continue"))
     check(desktop, "consent")
+    buttons = ('button[value="approve"]', 'button[value="deny"]')
+    assert_reflows(desktop, "consent", buttons)
+    assert_text_resizes(desktop, "consent", buttons)
     desktop.goto(with_lang(desktop.url, "en"))
     check(desktop, "consent (en)", "en")
     desktop.click('button[value="approve"]')
@@ -178,6 +181,7 @@ def test_error_phone_and_forms_pages(desktop: Page, phone: Page, stack: Stack) -
     phone.goto(frame)
     expect(phone.locator("#app-link")).to_be_visible()
     check(phone, "phone landing page")
+    assert_reflows(phone, "phone landing page", ("#app-link",))
     phone.goto(with_lang(frame, "en"))
     check(phone, "phone landing page (en)", "en")
     phone.goto(stack.idp.url + "/m/" + "A" * 43 + "?t=1&c=AAAA&lang=ja")
