@@ -80,3 +80,15 @@ def test_negotiate_prefers_ui_locales_over_the_browser(tmp_path: Path) -> None:
         assert i18n.negotiate(["en"]) == "ja"
     with app.test_request_context("/", headers={"Accept-Language": "en"}):
         assert i18n.negotiate() == "en"
+
+
+def test_an_unwritable_instance_directory_falls_back_to_a_temporary_one(tmp_path: Path) -> None:
+    blocker = tmp_path / "instance"
+    blocker.write_text("a file where the instance directory should be")
+    target = i18n.compiled_directory(i18n.CATALOGS, str(blocker))
+    assert not target.is_relative_to(blocker)
+    assert (target / "ja/LC_MESSAGES/messages.mo").is_file()
+    app = Flask("idp", instance_path=str(blocker))
+    i18n.init_app(app)
+    with app.test_request_context("/"):
+        assert gettext("Sign in with your My Number card") == "マイナンバーカードでログイン"
