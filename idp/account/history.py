@@ -1,22 +1,22 @@
 """What the account portal shows: the verified data and its evidence, releases, consents.
 
 Plain data for the templates, built from storage: nothing here writes. Dates are shown in the
-page's language: Japanese with the era as well for a birthdate (``1985年（昭和60年）4月1日``),
-times in Japan time.
+page's language through ``idp.i18n`` (a Japanese birthdate with the era as well,
+``昭和60年4月1日（1985年4月1日）``), times in Japan time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from idp.card.eras import ERAS
+from idp.i18n import format_birthdate, format_day, format_moment
 from idp.storage.audit import list_releases
 from idp.storage.clients import Client, get_client
 from idp.storage.consents import list_consents
@@ -53,38 +53,9 @@ ITEM_LABELS: Final = {
 GENDERS: Final = {"male": _l("Male"), "female": _l("Female"), "other": _l("Other / unknown")}
 
 
-def _era(day: date) -> str | None:
-    for _code, name, first, last in ERAS:
-        if first <= day <= last:
-            year = day.year - first.year + 1
-            return f"{name}{'元' if year == 1 else year}年"
-    return None
-
-
-def format_birthdate(day: date, locale: str) -> str:
-    """``1985年（昭和60年）4月1日`` in Japanese, ``1 April 1985`` in English."""
-    if locale == "ja":
-        era = _era(day)
-        era_part = f"（{era}）" if era else ""
-        return f"{day.year}年{era_part}{day.month}月{day.day}日"
-    return f"{day.day} {day.strftime('%B')} {day.year}"
-
-
 def format_time(moment: datetime | None, locale: str) -> str:
-    """A time in Japan time: ``2026年11月29日 21:45`` or ``29 November 2026, 21:45 JST``."""
-    if moment is None:
-        return "—"
-    local = moment.astimezone(JAPAN)
-    if locale == "ja":
-        return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
-    return f"{local.day} {local:%B %Y, %H:%M} JST"
-
-
-def format_date(moment: datetime, locale: str) -> str:
-    local = moment.astimezone(JAPAN).date()
-    if locale == "ja":
-        return f"{local.year}年{local.month}月{local.day}日"
-    return f"{local.day} {local:%B %Y}"
+    """A time in Japan time (``idp.i18n.format_moment``); a dash when there is none."""
+    return "—" if moment is None else format_moment(moment, locale)
 
 
 def gender_label(value: str) -> str:
@@ -148,7 +119,7 @@ def credential_rows(resident: Resident, locale: str) -> list[CredentialRow]:
             kind_label=labels.get(credential.kind, credential.kind),
             issuer=credential.issuer,
             serial_hex=credential.serial_hex.upper(),
-            valid_until=format_date(credential.not_after, locale),
+            valid_until=format_day(credential.not_after.astimezone(JAPAN).date(), locale),
             linked_at=format_time(credential.created_at, locale),
             last_used_at=format_time(credential.last_used_at, locale),
         )

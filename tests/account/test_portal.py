@@ -79,7 +79,7 @@ def test_the_portal_signs_in_with_the_card_and_shows_the_data_and_its_evidence(
 
     html = browser.page("/account")
     assert NAME in html and ADDRESS in html
-    assert "1985年（昭和60年）4月1日" in html and "男性" in html
+    assert "昭和60年4月1日（1985年4月1日）" in html and "男性" in html
     with app.app_context():
         resident = get_resident(only_resident(app))
         assert resident is not None

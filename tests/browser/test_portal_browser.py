@@ -94,7 +94,7 @@ def test_a_resident_uses_every_portal_action(desktop: Page, phone: Page, stack: 
     desktop.goto(account)
     data = desktop.locator("#verified-data")
     expect(data).to_contain_text("山田　太郎")
-    expect(data).to_contain_text("1985年（昭和60年）4月1日")
+    expect(data).to_contain_text("昭和60年4月1日（1985年4月1日）")
     expect(desktop.locator("#verification")).to_contain_text("JPKI")
     expect(desktop.locator("#credentials > li")).to_have_count(2)
     check(desktop, "portal overview")

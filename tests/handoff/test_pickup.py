@@ -414,7 +414,7 @@ def test_redis_flushed_between_pickup_and_response(rp: RelyingParty, login_pki: 
     assert (response.status_code, response.get_json()["error"]) == (404, "transaction_not_found")
     assert login.browser.http.get(f"/login/{login.id}/status").status_code == 410
     page = login.browser.http.get(f"/login/{login.id}")
-    assert page.status_code == 410 and "もう一度ログインし直してください" in page.get_data(
+    assert page.status_code == 410 and "時間内にログインが終わりませんでした" in page.get_data(
         as_text=True
     )
     # nothing was issued: no continue, and the response cannot be replayed into anything
