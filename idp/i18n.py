@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Final
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from babel.dates import format_date, format_time
 from babel.messages.mofile import write_mo
@@ -56,6 +56,7 @@ __all__ = [
     "format_moment",
     "init_app",
     "negotiate",
+    "switch_language",
     "switch_language_url",
     "use_locale",
     "wareki",
@@ -149,6 +150,32 @@ def switch_language_url(locale: str) -> str:
     return f"{request.path}?{urlencode(query)}"
 
 
+def switch_language(locale: str) -> Response:
+    """``/language/<locale>``: the language switch of a page whose URL must not be repeated in
+    it (an error page answering a hostile authorization request). Remembers the choice and goes
+    back to the referring page of this site with ``lang``, or to the top page."""
+    if locale not in LOCALES:
+        return Response("Not Found", status=404, mimetype="text/plain")
+    location = "/"
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc == request.host and referrer.path.startswith("/"):
+        query = [
+            (k, v) for k, v in parse_qsl(referrer.query, keep_blank_values=True) if k != "lang"
+        ]
+        location = f"{referrer.path}?{urlencode([*query, ('lang', locale)])}"
+    response = Response(status=303, headers={"Location": location})
+    response.set_cookie(
+        COOKIE,
+        locale,
+        max_age=_COOKIE_MAX_AGE,
+        path="/",
+        secure=request.is_secure,
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
+
+
 def _remember_choice(response: Response) -> Response:
     choice = explicit_choice()
     if choice and request.cookies.get(COOKIE) != choice:
@@ -211,6 +238,7 @@ def init_app(app: Flask, catalogs: Path = CATALOGS) -> Babel:
         locale_selector=select_locale,
     )
     app.after_request(_remember_choice)
+    app.add_url_rule("/language/<locale>", "switch_language", switch_language)
     app.jinja_env.globals.update(
         language_names=LANGUAGE_NAMES,
         current_locale=current_locale,

@@ -92,3 +92,17 @@ def test_an_unwritable_instance_directory_falls_back_to_a_temporary_one(tmp_path
     i18n.init_app(app)
     with app.test_request_context("/"):
         assert gettext("Sign in with your My Number card") == "マイナンバーカードでログイン"
+
+
+def test_the_error_page_switches_language_without_repeating_its_url(tmp_path: Path) -> None:
+    """An error page answering a hostile request links to /language/<locale>, which goes back to
+    the referring page of this site with ``lang`` (and never to another site)."""
+    client = _app(tmp_path).test_client()
+    page = "/authorize?client_id=x&redirect_uri=https%3A%2F%2Fattacker.example%2Fcb"
+    back = client.get("/language/en", headers={"Referer": f"http://localhost{page}"})
+    assert back.status_code == 303
+    assert back.headers["Location"] == page.replace("%2Fcb", "%2Fcb&lang=en")
+    assert "myna_lang=en" in back.headers["Set-Cookie"]
+    away = client.get("/language/ja", headers={"Referer": "https://evil.example/x?y=1"})
+    assert (away.status_code, away.headers["Location"]) == (303, "/")
+    assert client.get("/language/fr").status_code == 404

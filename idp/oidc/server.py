@@ -161,14 +161,28 @@ class ProviderServer(AuthorizationServer):
     def get_authorization_grant(self, request: Any) -> Any:
         """Authlib's lookup, but an unknown ``response_type`` is answered without quoting it
         (Authlib's own error repeats it and fails on characters an error may not carry)."""
-        if request.payload.response_type != "code":
+        response_type = request.payload.response_type
+        if response_type != "code":
             client = self.query_client(request.payload.client_id)
             redirect_uri = request.payload.redirect_uri
             safe = client is not None and redirect_uri and client.check_redirect_uri(redirect_uri)
+            # RFC 6749 4.1.2.1: a missing parameter is invalid_request, an unknown value is
+            # unsupported_response_type.
             raise errors.oauth_error(
-                "unsupported_response_type", redirect_uri=redirect_uri if safe else None
+                "unsupported_response_type" if response_type else "invalid_request",
+                "The 'response_type' parameter is missing." if not response_type else None,
+                redirect_uri=redirect_uri if safe else None,
             )
         return super().get_authorization_grant(request)
+
+    def create_token_response(self, request: Any = None) -> Any:
+        """A token request without ``grant_type`` (or not a form body at all) is
+        invalid_request (RFC 6749 5.2); an unknown one stays unsupported_grant_type."""
+        oauth_request = self.create_oauth2_request(request)
+        if oauth_request.payload is None or not oauth_request.payload.grant_type:
+            error = errors.oauth_error("invalid_request", "The 'grant_type' parameter is missing.")
+            return self.handle_error_response(oauth_request, error)
+        return super().create_token_response(oauth_request)
 
     def validate_requested_scope(self, scope: Any) -> None:
         """Unknown scopes are ignored (the client's allowed scopes decide, see OAuthClient)."""
