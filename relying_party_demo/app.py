@@ -61,8 +61,9 @@ __all__ = ["DEFAULT_ACR", "DEFAULT_SCOPE", "create_app"]
 DEFAULT_SCOPE = "openid name address birthdate gender"
 DEFAULT_ACR = "urn:myna-idp:acr:jpki-card-pin"
 
-ITEM_LABELS = {"name": "氏名", "address": "住所", "birthdate": "生年月日", "gender": "性別"}
-GENDER_LABELS = {"male": "男性", "female": "女性", "other": "その他・不明"}
+#: The claims the profile page shows, in order (labels and gender values from the catalogs).
+PROFILE_ITEMS = ("name", "address", "birthdate", "gender")
+GENDERS = frozenset({"male", "female", "other"})
 
 
 VERIFIED_CLAIMS_REQUEST = {
@@ -259,15 +260,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             return redirect(url_for("index"))
         claims = profile["claims"]
         rows = []
-        for scope, label in ITEM_LABELS.items():
+        lang = form_texts.current_locale()
+        for scope in PROFILE_ITEMS:
             if scope not in claims:
                 continue
             value = claims[scope]
             if scope == "address" and isinstance(value, dict):
                 value = value.get("formatted", "")
-            if scope == "gender":
-                value = GENDER_LABELS.get(str(value), str(value))
-            rows.append((scope, label, value))
+            if scope == "gender" and value in GENDERS:
+                value = form_texts.text(str(value), lang)
+            rows.append((scope, form_texts.text(scope, lang), value))
         return render_template("rp/profile.html", profile=profile, rows=rows)
 
     @app.post("/logout")

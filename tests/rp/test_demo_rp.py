@@ -99,6 +99,9 @@ def test_demo_rp_logs_in_and_shows_the_verified_claims(
     assert "山田　太郎" in page and "石川県加賀市大聖寺南町ニ４１番地" in page
     assert "1985-04-01" in page and "男性" in page
     assert "urn:myna-idp:acr:jpki-card-pin" in page and "hwk sc pin mfa" in page
+    english = rp.get("/me?lang=en").get_data(as_text=True)
+    assert '<html lang="en">' in english and "male" in english and "男性" not in english
+    assert "Sex" in english and "性別" not in english
 
 
 def test_demo_rp_refuses_a_callback_without_the_right_iss(
