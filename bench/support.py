@@ -567,7 +567,13 @@ class Session(requests.Session):
     without a request. A server closes an idle connection after its keep-alive timeout (5 s for
     gunicorn and node); a request sent on it at that moment is lost with "Remote end closed
     connection", so a client, like nginx with ``keepalive_timeout`` in an upstream, must let
-    its idle connections go well before the server does."""
+    its idle connections go well before the server does.
+
+    A request whose connection the server closed before answering anything ("Connection
+    aborted": a gthread worker closes a connection that has sent nothing for 10 s, which a
+    client thread starved of the GIL among hundreds can do between connect and send) is sent
+    once more on a new connection, as browsers do. That cannot hide a request the server did
+    handle: a card response or a code sent twice is refused the second time."""
 
     def __init__(self, max_idle: float = 2.0) -> None:
         super().__init__()
@@ -575,12 +581,18 @@ class Session(requests.Session):
         self._last: float | None = None
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        if self._last is not None and time.monotonic() - self._last >= self.max_idle:
-            self.close()  # the pools empty; the next request connects afresh
-        try:
-            return super().request(*args, **kwargs)
-        finally:
-            self._last = time.monotonic()
+        for attempt in (1, 2):
+            if self._last is not None and time.monotonic() - self._last >= self.max_idle:
+                self.close()  # the pools empty; the next request connects afresh
+            try:
+                return super().request(*args, **kwargs)
+            except requests.ConnectionError as exc:
+                if attempt == 2 or "Connection aborted" not in str(exc):
+                    raise
+                self.close()
+            finally:
+                self._last = time.monotonic()
+        raise AssertionError("unreachable")
 
 
 class FlowError(AssertionError):
