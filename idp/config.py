@@ -70,6 +70,10 @@ DEFAULTS: dict[str, Any] = {
     "DPOP_NONCE_LIFETIME": 300,
     "SESSION_LIFETIME": 1800,
     "BACKCHANNEL_LOGOUT_TIMEOUT": 3,
+    # SQLAlchemy's pool per process (PostgreSQL): size it to the worker's threads.
+    "DATABASE_POOL_SIZE": 5,
+    "DATABASE_MAX_OVERFLOW": 10,
+    "DATABASE_POOL_TIMEOUT": 10,
 }
 
 #: The placeholder secret used by tests only; refused outside ``TESTING``.
@@ -144,6 +148,9 @@ class Settings:
     session_lifetime: int = 1800
     #: Seconds one back-channel logout POST may take (connect + answer) before it counts as failed.
     backchannel_logout_timeout: int = 3
+    database_pool_size: int = 5
+    database_max_overflow: int = 10
+    database_pool_timeout: int = 10
     #: Signing keys (idp.oidc.keys): days between scheduled rotations (0: none) and how long a
     #: next key is published before it may sign (more than IDP_JWKS_MAX_AGE).
     key_rotation_days: int = 90
@@ -216,6 +223,8 @@ class Settings:
                 "DPOP_NONCE_LIFETIME",
                 "SESSION_LIFETIME",
                 "BACKCHANNEL_LOGOUT_TIMEOUT",
+                "DATABASE_POOL_SIZE",
+                "DATABASE_POOL_TIMEOUT",
                 "QR_FRAME_WINDOW",
                 "EVENTS_HEARTBEAT",
                 "RATE_LIMIT_WINDOW",
@@ -233,6 +242,7 @@ class Settings:
                 "RATE_PICKUPS_PER_ADDRESS",
                 "EVENTS_MAX_STREAMS",
                 "KEY_ROTATION_DAYS",
+                "DATABASE_MAX_OVERFLOW",
             )
         }
         if ints["QR_FRAME_WINDOW"] > 30:
@@ -306,6 +316,9 @@ class Settings:
             dpop_nonce_lifetime=ints["DPOP_NONCE_LIFETIME"],
             session_lifetime=ints["SESSION_LIFETIME"],
             backchannel_logout_timeout=ints["BACKCHANNEL_LOGOUT_TIMEOUT"],
+            database_pool_size=ints["DATABASE_POOL_SIZE"],
+            database_max_overflow=non_negative["DATABASE_MAX_OVERFLOW"],
+            database_pool_timeout=ints["DATABASE_POOL_TIMEOUT"],
             key_rotation_days=non_negative["KEY_ROTATION_DAYS"],
             key_prepublish_seconds=ints["KEY_PREPUBLISH_SECONDS"],
             key_encryption_key_previous=previous_kek,
@@ -327,7 +340,14 @@ def load_settings(app: Flask, test_config: Mapping[str, Any] | None = None) -> S
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_content_length
     app.config["SQLALCHEMY_DATABASE_URI"] = settings.database_url
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+    engine_options: dict[str, Any] = {"pool_pre_ping": True}
+    if settings.database_url.startswith("postgresql"):
+        engine_options.update(
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            pool_timeout=settings.database_pool_timeout,
+        )
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options
     return settings
 
 

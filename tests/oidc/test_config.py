@@ -96,6 +96,20 @@ def test_numbers_are_checked() -> None:
     assert any("IDP_CLOCK_LEEWAY" in p for p in found)
 
 
+def test_database_pool_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The PostgreSQL pool comes from IDP_DATABASE_POOL_*; SQLite keeps SQLAlchemy's own."""
+    monkeypatch.setenv("IDP_DATABASE_POOL_SIZE", "20")
+    monkeypatch.setenv("IDP_DATABASE_MAX_OVERFLOW", "0")
+    postgres = create_app({**GOOD, "DATABASE_URL": "postgresql+psycopg://u@127.0.0.1:1/x"})
+    options = postgres.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert (options["pool_size"], options["max_overflow"], options["pool_timeout"]) == (20, 0, 10)
+    sqlite = create_app({**GOOD, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+    assert "pool_size" not in sqlite.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    found = problems(**{**GOOD, "DATABASE_POOL_SIZE": 0, "DATABASE_MAX_OVERFLOW": -1})
+    assert any("IDP_DATABASE_POOL_SIZE" in p for p in found)
+    assert any("IDP_DATABASE_MAX_OVERFLOW" in p for p in found)
+
+
 def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("IDP_ISSUER", "https://env.example.jp")
     monkeypatch.setenv("IDP_SECRET_KEY", "e" * 40)
