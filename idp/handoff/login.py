@@ -62,6 +62,7 @@ from idp.handoff.transaction import (
     TransactionStore,
     TxState,
 )
+from idp.storage.ephemeral import StoreUnavailableError
 
 __all__ = [
     "FORMAT",
@@ -195,6 +196,20 @@ def verify_card_response(
     except EnrollmentError as error:
         _fail(transactions, transaction, error.code)
         raise DeviceError(error.code, str(error), status=422) from error
+    except Exception:
+        # An outage mid-verification (the database, Redis): this round's nonce is spent, so the
+        # login could never finish. End it now with a retryable reason (the page says "try again
+        # in a few minutes") instead of leaving it waiting until it expires; the device gets the
+        # blueprint's 503 for the same exception.
+        _fail_after_outage(transactions, transaction)
+        raise
+
+
+def _fail_after_outage(transactions: TransactionStore, transaction: LoginTransaction) -> None:
+    try:
+        _fail(transactions, transaction, "temporarily_unavailable")
+    except StoreUnavailableError:
+        log.warning("login %s: could not record the outage (store unavailable)", transaction.id[:8])
 
 
 def _fail(transactions: TransactionStore, transaction: LoginTransaction, code: str) -> None:

@@ -161,6 +161,31 @@ def test_known_card_is_verified_in_one_round(rp: RelyingParty, login_pki: LoginP
     assert login.browser_status()["state"] == "card_verified"
 
 
+def test_a_database_outage_mid_verification_ends_the_login_retryably(
+    rp: RelyingParty, login_pki: LoginPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails after the nonce was taken (fault injected where the card's record is
+    looked up): the device gets 503, and the login ends as failed with a retryable reason at
+    once instead of waiting, unfinishable, until it expires. Nothing was issued."""
+    from sqlalchemy.exc import OperationalError
+
+    from idp.handoff import login as login_module
+
+    creds = enroll(rp, login_pki)
+    login = Login(rp)
+    token = software_token(creds, login.challenge())
+
+    def database_gone(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(login_module, "resident_for_card", database_gone)
+    assert error(login.post(token)) == (503, "temporarily_unavailable")
+    status = login.browser_status()
+    assert (status["state"], status["failure"]) == ("failed", "temporarily_unavailable")
+    monkeypatch.undo()
+    assert error(login.post(token)) == (409, "transaction_closed")
+
+
 # -- replays and binding --------------------------------------------------------------------------
 
 
