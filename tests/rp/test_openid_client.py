@@ -13,12 +13,12 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from joserfc.jwk import ECKey, KeySet
 from login_support import HttpBrowser, LiveServer, LoginPki, register_client, virtual_device_login
+from node_process import NodeProcess
 
 pytestmark = pytest.mark.node
 
@@ -38,38 +38,10 @@ def node_rp(node_path: str) -> Path:
     return NODE_DIR / "rp.mjs"
 
 
-class NodeRp:
+class NodeRp(NodeProcess):
     def __init__(self, node_path: str, script: Path, issuer: str, key_file: Path) -> None:
-        self.process = subprocess.Popen(
-            [node_path, str(script), issuer, CLIENT_ID, REDIRECT_URI, str(key_file)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def read(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        assert line, "the Node RP exited without an answer"
-        answer = json.loads(line)
-        assert isinstance(answer, dict)
-        return answer
-
-    def callback(self, url: str) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write(url + "\n")
-        self.process.stdin.flush()
-        answer = self.read()
-        self.process.wait(timeout=30)
-        return answer
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        for pipe in (self.process.stdin, self.process.stdout):
-            if pipe is not None:
-                pipe.close()
+        args = [node_path, str(script), issuer, CLIENT_ID, REDIRECT_URI, str(key_file)]
+        super().__init__(args, timeout=30)
 
 
 @pytest.fixture

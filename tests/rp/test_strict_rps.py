@@ -18,11 +18,11 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from joserfc.jwk import ECKey, KeySet
 from login_support import HttpBrowser, LiveServer, LoginPki, virtual_device_login
+from node_process import NodeProcess
 
 pytestmark = pytest.mark.node
 
@@ -103,38 +103,9 @@ def config_file(live: LiveServer, tmp_path: Path) -> Path:
     return path
 
 
-class StrictRp:
+class StrictRp(NodeProcess):
     def __init__(self, node_path: str, node_dir: Path, lib: str, config: Path) -> None:
-        self.process = subprocess.Popen(
-            [node_path, str(node_dir / "strict.mjs"), lib, str(config)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def read(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        assert line, "the Node RP exited without an answer"
-        answer = json.loads(line)
-        assert isinstance(answer, dict)
-        return answer
-
-    def callback(self, url: str) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write(url + "\n")
-        self.process.stdin.flush()
-        answer = self.read()
-        self.process.wait(timeout=60)
-        return answer
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        for pipe in (self.process.stdin, self.process.stdout):
-            if pipe is not None:
-                pipe.close()
+        super().__init__([node_path, str(node_dir / "strict.mjs"), lib, str(config)])
 
 
 @pytest.fixture(params=["oauth4webapi", "openid-client"])
