@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -78,6 +79,17 @@ def redis_url() -> str:
 @pytest.fixture(scope="session")
 def database_url() -> str:
     return require_service("postgres")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A test that takes ``db_url`` runs twice: on a SQLite file and on the PostgreSQL test
+    database (a module may narrow it by defining its own ``db_url``)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'idp.sqlite3'}"
+    url = request.getfixturevalue("database_url")
+    assert isinstance(url, str)
+    return url
 
 
 @pytest.fixture(scope="session")

@@ -338,15 +338,6 @@ def login_pki(shared_pki: TestPki, tmp_path: Path) -> LoginPki:
     return LoginPki.create(tmp_path / "pki", shared_pki)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'idp.sqlite3'}"
-    url = request.getfixturevalue("database_url")
-    assert isinstance(url, str)
-    return url
-
-
 @pytest.fixture
 def app(db_url: str, redis_url: str, login_pki: LoginPki) -> Iterator[Flask]:
     application = make_login_app(db_url, redis_url, login_pki)

@@ -9,13 +9,13 @@ from datetime import date
 import pytest
 from flask import Flask
 from i18n_support import assert_translated, english_sentences
-from login_support import Browser, LoginPki, app, db_url, device_login, login_pki, rp, shared_pki
+from login_support import Browser, LoginPki, app, device_login, login_pki, rp, shared_pki
 from login_support import virtual_card as card_for
 from provider_support import RelyingParty
 
 from idp.i18n import format_birthdate, format_day, wareki
 
-__all__ = ["app", "db_url", "login_pki", "rp", "shared_pki"]
+__all__ = ["app", "login_pki", "rp", "shared_pki"]
 
 pytestmark = pytest.mark.redis
 

@@ -1,5 +1,5 @@
 """Fixtures for the enrollment and consent tests (defined in tests/login_support.py)."""
 
-from login_support import app, db_url, login_pki, rp, shared_pki
+from login_support import app, login_pki, rp, shared_pki
 
-__all__ = ["app", "db_url", "login_pki", "rp", "shared_pki"]
+__all__ = ["app", "login_pki", "rp", "shared_pki"]

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from login_support import db_url, login_pki, shared_pki
+from login_support import login_pki, shared_pki
 
-__all__ = ["db_url", "login_pki", "shared_pki"]
+__all__ = ["login_pki", "shared_pki"]
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
@@ -20,15 +19,6 @@ from idp.storage.keys import list_signing_keys
 
 Run = Callable[..., Result]
 KEK = "q" * 40
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'idp.sqlite3'}"
-    url = request.getfixturevalue("database_url")
-    assert isinstance(url, str)
-    return url
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -16,16 +15,6 @@ from provider_support import (
 )
 
 from idp.extensions import close_connections
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each provider test runs on a SQLite file and on the PostgreSQL test database."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'idp.sqlite3'}"
-    url = request.getfixturevalue("database_url")
-    assert isinstance(url, str)
-    return url
 
 
 @pytest.fixture
