@@ -171,6 +171,20 @@ def test_a_full_clock_is_not_counted_as_an_extension(rp: RelyingParty) -> None:
     assert _transaction(rp, started.transaction_id).extensions == 0
 
 
+def test_a_second_boundary_does_not_make_an_extension(rp: RelyingParty) -> None:
+    """Seconds after the start, an extension would add a second or two: not counted, whatever
+    second boundary the request falls on (a slow machine crosses one)."""
+    browser = Browser(rp)
+    started = browser.start(rp.authorization_request())
+    transaction = _transaction(rp, started.transaction_id)
+    with rp.app.app_context():
+        for delay in (0.0, 1.0, 2.5, 29.0):
+            same = _store(rp).extend(transaction, now=transaction.created_at + delay)
+            assert (same.extensions, same.expires_at) == (0, transaction.expires_at)
+        counted = _store(rp).extend(transaction, now=transaction.created_at + 45)
+    assert counted.extensions == 1 and counted.expires_at > transaction.expires_at
+
+
 def test_a_wrong_csrf_token_is_refused(rp: RelyingParty) -> None:
     browser = Browser(rp)
     started = browser.start(rp.authorization_request())
