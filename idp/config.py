@@ -71,6 +71,7 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_LIFETIME": 1800,
     "BACKCHANNEL_LOGOUT_TIMEOUT": 3,
     # SQLAlchemy's pool per process (PostgreSQL): size it to the worker's threads.
+    "PORTAL_MAX_AGE": 600,
     "DATABASE_POOL_SIZE": 5,
     "DATABASE_MAX_OVERFLOW": 10,
     "DATABASE_POOL_TIMEOUT": 10,
@@ -148,6 +149,8 @@ class Settings:
     session_lifetime: int = 1800
     #: Seconds one back-channel logout POST may take (connect + answer) before it counts as failed.
     backchannel_logout_timeout: int = 3
+    #: How old a card login may be for the resident portal (/account), seconds.
+    portal_max_age: int = 600
     database_pool_size: int = 5
     database_max_overflow: int = 10
     database_pool_timeout: int = 10
@@ -225,6 +228,7 @@ class Settings:
                 "BACKCHANNEL_LOGOUT_TIMEOUT",
                 "DATABASE_POOL_SIZE",
                 "DATABASE_POOL_TIMEOUT",
+                "PORTAL_MAX_AGE",
                 "QR_FRAME_WINDOW",
                 "EVENTS_HEARTBEAT",
                 "RATE_LIMIT_WINDOW",
@@ -249,6 +253,8 @@ class Settings:
             problems.append("IDP_QR_FRAME_WINDOW must be at most 30 seconds")
         if ints["CODE_TTL"] > 600:
             problems.append("IDP_CODE_TTL must be at most 600 seconds")
+        if ints["PORTAL_MAX_AGE"] > ints["SESSION_LIFETIME"]:
+            problems.append("IDP_PORTAL_MAX_AGE must not exceed IDP_SESSION_LIFETIME")
         if ints["SESSION_LIFETIME"] > 24 * 3600:
             problems.append("IDP_SESSION_LIFETIME must be at most 86400 seconds")
         if ints["BACKCHANNEL_LOGOUT_TIMEOUT"] > 30:
@@ -316,6 +322,7 @@ class Settings:
             dpop_nonce_lifetime=ints["DPOP_NONCE_LIFETIME"],
             session_lifetime=ints["SESSION_LIFETIME"],
             backchannel_logout_timeout=ints["BACKCHANNEL_LOGOUT_TIMEOUT"],
+            portal_max_age=ints["PORTAL_MAX_AGE"],
             database_pool_size=ints["DATABASE_POOL_SIZE"],
             database_max_overflow=non_negative["DATABASE_MAX_OVERFLOW"],
             database_pool_timeout=ints["DATABASE_POOL_TIMEOUT"],

@@ -12,7 +12,7 @@
   runs inside the provider and needs no token.
 - :func:`portal_session` accepts a session only if its ``acr`` is the card+PIN one, its card
   login is at most :func:`portal_max_age` seconds old (default 600, setting
-  ``PORTAL_MAX_AGE``), it was made by the same browser (User-Agent) and the resident exists.
+  ``IDP_PORTAL_MAX_AGE``), it was made by the same browser (User-Agent) and the resident exists.
 - Forms: :func:`csrf_token` is an HMAC of the session id under the app's secret key, checked
   with :func:`hmac.compare_digest`; :func:`cross_site` refuses a POST whose ``Origin`` or
   ``Sec-Fetch-Site`` names another site.
@@ -67,14 +67,12 @@ LOGIN_COOKIE: Final = "myna_portal_login"
 #: Set after a portal sign-in, so a later visit without a session says "sign in again".
 SEEN_COOKIE: Final = "myna_portal_seen"
 LOGIN_COOKIE_MAX_AGE: Final = 900
-DEFAULT_MAX_AGE: Final = 600
 _SALT: Final = "myna-portal-login"
 
 
 def portal_max_age() -> int:
-    """Seconds a card login stays good for the portal (``PORTAL_MAX_AGE``, default 600)."""
-    value = get_settings().extra.get("PORTAL_MAX_AGE", DEFAULT_MAX_AGE)
-    return int(value) if isinstance(value, int) and value > 0 else DEFAULT_MAX_AGE
+    """Seconds a card login stays good for the portal (``IDP_PORTAL_MAX_AGE``, default 600)."""
+    return get_settings().portal_max_age
 
 
 def callback_uri() -> str:

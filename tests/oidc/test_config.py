@@ -110,6 +110,14 @@ def test_database_pool_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert any("IDP_DATABASE_MAX_OVERFLOW" in p for p in found)
 
 
+def test_portal_max_age(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("IDP_PORTAL_MAX_AGE", "120")
+    app = create_app({**GOOD, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+    assert app.extensions["myna.settings"].portal_max_age == 120
+    found = problems(**{**GOOD, "PORTAL_MAX_AGE": 3600, "SESSION_LIFETIME": 1800})
+    assert any("IDP_PORTAL_MAX_AGE" in p for p in found)
+
+
 def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("IDP_ISSUER", "https://env.example.jp")
     monkeypatch.setenv("IDP_SECRET_KEY", "e" * 40)
