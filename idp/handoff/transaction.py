@@ -84,9 +84,9 @@ MAX_RETRIES: Final = 3
 #: How often one login may be extended, and the absolute limit on its life (seconds).
 MAX_EXTENSIONS: Final = 3
 MAX_LIFETIME: Final = 20 * 60
-#: An extension that would add less than this (the clock is still nearly full) is not counted,
-#: whatever second boundary the request falls on.
-MIN_EXTENSION_GAIN: Final = 30
+#: An extension that would add less than this share of the TTL (the clock is still nearly
+#: full: 30 s of the default 300) is not counted, whatever second boundary the request falls on.
+MIN_EXTENSION_GAIN_SHARE: Final = 10
 
 _CAS: Final = """
 local current = redis.call('GET', KEYS[1])
@@ -437,7 +437,8 @@ class TransactionStore:
             new_expiry = min(int(moment) + self.ttl, transaction.created_at + MAX_LIFETIME)
             if transaction.extensions >= MAX_EXTENSIONS:
                 raise ExtensionRefusedError("limit")
-            if new_expiry - transaction.expires_at < MIN_EXTENSION_GAIN:
+            min_gain = max(2, self.ttl // MIN_EXTENSION_GAIN_SHARE)
+            if new_expiry - transaction.expires_at < min_gain:
                 if transaction.expires_at >= transaction.created_at + MAX_LIFETIME:
                     raise ExtensionRefusedError("limit")
                 return transaction  # (nearly) as much time as an extension gives: not counted

@@ -173,7 +173,8 @@ def test_a_full_clock_is_not_counted_as_an_extension(rp: RelyingParty) -> None:
 
 def test_a_second_boundary_does_not_make_an_extension(rp: RelyingParty) -> None:
     """Seconds after the start, an extension would add a second or two: not counted, whatever
-    second boundary the request falls on (a slow machine crosses one)."""
+    second boundary the request falls on (a slow machine crosses one). Under a tenth of the TTL
+    (30 s of 300) is not counted; more is."""
     browser = Browser(rp)
     started = browser.start(rp.authorization_request())
     transaction = _transaction(rp, started.transaction_id)
