@@ -253,8 +253,6 @@ class Settings:
             problems.append("IDP_QR_FRAME_WINDOW must be at most 30 seconds")
         if ints["CODE_TTL"] > 600:
             problems.append("IDP_CODE_TTL must be at most 600 seconds")
-        if ints["PORTAL_MAX_AGE"] > ints["SESSION_LIFETIME"]:
-            problems.append("IDP_PORTAL_MAX_AGE must not exceed IDP_SESSION_LIFETIME")
         if ints["SESSION_LIFETIME"] > 24 * 3600:
             problems.append("IDP_SESSION_LIFETIME must be at most 86400 seconds")
         if ints["BACKCHANNEL_LOGOUT_TIMEOUT"] > 30:

@@ -71,8 +71,10 @@ _SALT: Final = "myna-portal-login"
 
 
 def portal_max_age() -> int:
-    """Seconds a card login stays good for the portal (``IDP_PORTAL_MAX_AGE``, default 600)."""
-    return get_settings().portal_max_age
+    """Seconds a card login stays good for the portal (``IDP_PORTAL_MAX_AGE``, default 600; a
+    session never outlives ``IDP_SESSION_LIFETIME`` anyway)."""
+    settings = get_settings()
+    return min(settings.portal_max_age, settings.session_lifetime)
 
 
 def callback_uri() -> str:
