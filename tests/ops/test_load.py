@@ -280,9 +280,10 @@ def test_an_exhausted_database_pool_is_503_not_500(
             answer = rp.token_request("some-code", "some-verifier")
             assert answer.status_code == 503, answer.get_data(as_text=True)
             assert answer.get_json()["error"] == "temporarily_unavailable"
-        # The refused response had spent its challenge: sent again it is refused, cleanly.
+        # The refused response had spent its challenge, so the login was ended at once with a
+        # retryable reason (not left waiting until it expires): sent again it is refused, cleanly.
         status, body = device.post(started.handoff_url + "/response", token)
-        assert (status, body["error"]) == (409, "nonce_used"), body
+        assert (status, body["error"]) == (409, "transaction_closed"), body
         # The OAuth side answers again once connections are free.
         answer = rp.token_request("some-code", "some-verifier")
         assert answer.status_code == 400 and answer.get_json()["error"] == "invalid_grant"
